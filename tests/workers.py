@@ -32,7 +32,8 @@ def filesystem_broker(var_dir: Path) -> dict:
     (var_dir / "celery" / "processed").mkdir(parents=True, exist_ok=True)
     return {"broker": "filesystem://", "broker_transport_options": {
         "data_folder_in": str(broker), "data_folder_out": str(broker),
-        "processed_folder": str(var_dir / "celery" / "processed")}}
+        "processed_folder": str(var_dir / "celery" / "processed"),
+        "control_folder": str(var_dir / "celery" / "control")}}
 
 
 @contextmanager
