@@ -263,6 +263,25 @@ if not DEBUG:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 JWT_REFRESH_COOKIE_SECURE = not DEBUG
 
+# --- Calculations, clusters, agents ----------------------------------------------------
+# Whether every calculation needs a moderator's approval (a cluster may override it).
+REQUIRE_APPROVAL = env.bool("REQUIRE_APPROVAL", False)
+# A claimed or running calculation whose agent is silent this long is lost and requeued.
+LEASE_SECONDS = env.int("LEASE_SECONDS", 300, minimum=10)
+LEASE_MAX_ATTEMPTS = env.int("LEASE_MAX_ATTEMPTS", 3, minimum=1)
+HEARTBEAT_RAW_RETENTION_DAYS = env.int("HEARTBEAT_RAW_RETENTION_DAYS", 7, minimum=1)
+HEARTBEAT_MINUTE_RETENTION_DAYS = env.int("HEARTBEAT_MINUTE_RETENTION_DAYS", 90, minimum=1)
+LOG_RETENTION_DAYS = env.int("LOG_RETENTION_DAYS", 90, minimum=1)
+UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", 64 * 1024 * 1024, minimum=1024)
+RESULT_MAX_BYTES = env.int("RESULT_MAX_BYTES", 8 * 1024 * 1024, minimum=1024)
+ARTIFACT_MAX_BYTES = env.int("ARTIFACT_MAX_BYTES", 4 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = RESULT_MAX_BYTES + ARTIFACT_MAX_BYTES * 4
+CELERY_BEAT_SCHEDULE = {
+    "expire-leases": {"task": "calculations.tasks.expire_leases", "schedule": 30.0},
+    "downsample-heartbeats": {"task": "clusters.tasks.downsample_heartbeats", "schedule": 300.0},
+    "prune-logs": {"task": "calculations.tasks.prune_logs", "schedule": 3600.0},
+}
+
 # --- Static files, i18n, logging ------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))

@@ -1,0 +1,3 @@
+"""Routes of the agent API (mounted under /api/agent/v1/)."""
+
+urlpatterns = []
