@@ -233,6 +233,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "EXCEPTION_HANDLER": "siestaflow.api.exception_handler",
+    # ?format= names file formats of downloads (csv, jsonl, xyz, fdf), not DRF renderers.
+    "URL_FORMAT_OVERRIDE": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "siestaflow API",
@@ -243,6 +245,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"CalculationStateEnum": "calculations.states.State"},
 }
 
 # --- Security -------------------------------------------------------------------------
@@ -281,6 +284,19 @@ CELERY_BEAT_SCHEDULE = {
     "downsample-heartbeats": {"task": "clusters.tasks.downsample_heartbeats", "schedule": 300.0},
     "prune-logs": {"task": "calculations.tasks.prune_logs", "schedule": 3600.0},
 }
+
+# --- ML models (Docker containers following SageMaker's bring-your-own-container contract)
+DOCKER_HOST = env.str("DOCKER_HOST", "unix:///var/run/docker.sock")
+# "published": the container's 8080 is published on a free host port (production);
+# "host": host networking with a free port passed in SAGEMAKER_BIND_TO_PORT (engines without a bridge).
+MODEL_NETWORK_MODE = env.choice("MODEL_NETWORK_MODE", ("published", "host"), "published")
+MODEL_STOP_TIMEOUT = env.int("MODEL_STOP_TIMEOUT", 30, minimum=1)
+MODEL_PING_INTERVAL = env.int("MODEL_PING_INTERVAL", 15, minimum=1)
+MODEL_INVOKE_TIMEOUT = env.int("MODEL_INVOKE_TIMEOUT", 60, minimum=1)
+MODEL_MAX_PAYLOAD_BYTES = env.int("MODEL_MAX_PAYLOAD_BYTES", 6 * 1024 * 1024, minimum=1024)
+MODEL_CRASH_LOOP_FAILURES = env.int("MODEL_CRASH_LOOP_FAILURES", 5, minimum=1)
+MODEL_CRASH_LOOP_WINDOW = env.int("MODEL_CRASH_LOOP_WINDOW", 600, minimum=10)
+CELERY_BEAT_SCHEDULE["supervise-models"] = {"task": "mlmodels.tasks.supervise", "schedule": float(MODEL_PING_INTERVAL)}
 
 # --- Static files, i18n, logging ------------------------------------------------------
 STATIC_URL = "static/"

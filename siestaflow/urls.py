@@ -24,10 +24,12 @@ urlpatterns = [
         "Logs", "The live feed of the agents' logs."), name="logs"),
     path("admin/", admin.site.urls),
     path("api/agent/v1/", include("clusters.agent_urls")),
+    path("api/agent/v1/", include("calculations.agent_urls")),
     path("api/", include("accounts.api_urls")),
     path("api/", include("molecules.api_urls")),
     path("api/", include("clusters.api_urls")),
     path("api/", include("calculations.api_urls")),
+    path("api/", include("mlmodels.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

@@ -38,7 +38,7 @@ def password():
 
 @pytest.fixture
 def personas(alice, bob, mod, root):
-    return {"anon": None, "alice": alice, "mod": mod, "root": root}
+    return {"anon": None, "alice": alice, "bob": bob, "mod": mod, "root": root}
 
 
 def api_client_for(user) -> APIClient:

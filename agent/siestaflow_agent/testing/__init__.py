@@ -1,0 +1,1 @@
+"""Test doubles for the agent's tests. Nothing here may be used in production."""

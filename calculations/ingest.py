@@ -1,0 +1,185 @@
+"""What agents do to calculations: claim work, report events, logs and results; and the
+lease keeping that turns a silent agent's calculations into ``lost`` ones.
+
+An agent only ever reaches its own cluster's calculations: every function takes the
+cluster and the API layer looks calculations up through ``for_cluster``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.db import connection, transaction
+from django.utils import timezone
+
+from calculations import validation
+from calculations.models import CHAIN_LEVEL, AnalysisResult, Artifact, Calculation, LogLine, Result
+from calculations.services import IllegalTransition, StaleState, transition
+from calculations.states import ACTIVE, AGENT_REPORTABLE, State
+
+log = logging.getLogger(__name__)
+
+
+def for_cluster(cluster):
+    """The calculations an agent of ``cluster`` may see."""
+    return Calculation.objects.filter(cluster=cluster)
+
+
+def _lease_until():
+    return timezone.now() + timedelta(seconds=settings.LEASE_SECONDS)
+
+
+# --- claiming ---------------------------------------------------------------------------
+
+
+def claim(*, cluster, max_count: int) -> list[Calculation]:
+    """Atomically claim up to ``max_count`` queued calculations of ``cluster`` in priority
+    order, within the cluster's cap. No calculation is ever handed out twice: on PostgreSQL
+    rows are locked with ``FOR UPDATE SKIP LOCKED``; SQLite takes the write lock at BEGIN
+    (``transaction_mode=IMMEDIATE``), so claimers run one after another."""
+    if not cluster.enabled or max_count < 1:
+        return []
+    with transaction.atomic():
+        room = cluster.max_concurrent - for_cluster(cluster).filter(state__in=ACTIVE).count()
+        limit = min(max_count, room)
+        if limit < 1:
+            return []
+        candidates = Calculation.objects.claimable_by(cluster)
+        if connection.features.has_select_for_update_skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+        claimed = []
+        for calc in candidates[:limit]:
+            try:
+                transition(calc, State.CLAIMED, by_agent=True, reason="claimed by the agent",
+                           processed=True, lease_expires_at=_lease_until(), current_step=calc.start_step)
+            except StaleState:
+                continue
+            claimed.append(calc)
+    return claimed
+
+
+def has_claimable(cluster) -> bool:
+    return cluster.enabled and Calculation.objects.claimable_by(cluster).exists()
+
+
+def on_heartbeat(*, cluster, running_ids: list[int]) -> list[int]:
+    """Renew the leases of the calculations the agent says it runs; answer the ids whose
+    cancel was requested."""
+    active = for_cluster(cluster).filter(state__in=ACTIVE)
+    if running_ids:
+        active.filter(pk__in=running_ids).update(lease_expires_at=_lease_until())
+    return list(active.filter(cancel_requested=True).values_list("pk", flat=True))
+
+
+# --- events -----------------------------------------------------------------------------
+
+
+def record_event(*, calc: Calculation, seq: int, state: str, step: int | None = None, reason: str = "",
+                 failure_class: str = "", progress: dict | None = None) -> dict:
+    """Apply an agent's event. A replayed ``seq`` is a no-op; an illegal transition raises
+    ``IllegalTransition``; an event repeating the current state only updates progress."""
+    with transaction.atomic():
+        calc = Calculation.objects.select_for_update().get(pk=calc.pk)
+        if seq <= calc.agent_seq:
+            return {"duplicate": True, "state": calc.state}
+        if state not in AGENT_REPORTABLE:
+            raise IllegalTransition(f"An agent cannot report state {state!r}.")
+        updates = {"agent_seq": seq, "lease_expires_at": _lease_until()}
+        if step is not None:
+            updates["current_step"] = step
+        if progress is not None:
+            updates["progress"] = progress
+        if state == calc.state:
+            Calculation.objects.filter(pk=calc.pk).update(**updates, updated_at=timezone.now())
+            return {"duplicate": False, "state": state}
+        if state == State.FAILED:
+            failure_class = failure_class or "unknown"
+            updates["failure_reason"] = reason
+        if state in (State.SUCCEEDED, State.FAILED, State.CANCELLED):
+            updates["lease_expires_at"] = None
+        transition(calc, State(state), by_agent=True, seq=seq, step=step, reason=reason,
+                   failure_class=failure_class, **updates)
+    return {"duplicate": False, "state": state}
+
+
+# --- logs and results -------------------------------------------------------------------
+
+
+def store_logs(*, cluster, calc: Calculation | None, lines: list[dict]) -> int:
+    """Store log lines once per (calculation, attempt, seq): retried batches are safe."""
+    attempt = calc.attempt if calc else None
+    rows = [LogLine(cluster=cluster, calculation=calc, attempt=attempt, seq=line.get("seq"),
+                    level=line.get("level", "INFO"), message=line["message"],
+                    time=line.get("time") or timezone.now()) for line in lines]
+    LogLine.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+def _artifact_bytes(artifact: dict) -> bytes:
+    try:
+        content = base64.b64decode(artifact["content_b64"], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationError({"artifacts": f"{artifact['name']}: content_b64 is not base64."}) from None
+    if len(content) > settings.ARTIFACT_MAX_BYTES:
+        raise ValidationError({"artifacts": (
+            f"{artifact['name']} is {len(content)} bytes, over the limit of {settings.ARTIFACT_MAX_BYTES}.")})
+    return content
+
+
+@transaction.atomic
+def store_results(*, calc: Calculation, step: int | None, key: str, data: dict | None,
+                  analyses: list[dict], artifacts: list[dict]) -> Result:
+    """Store (or replace) a step's extracted data, analysis results and artifacts."""
+    step = CHAIN_LEVEL if step is None else step
+    blobs = [(a, _artifact_bytes(a)) for a in artifacts]
+    for artifact, _content in blobs:
+        validation.check_file_name(artifact["name"], field="artifacts")
+    result, _ = Result.objects.update_or_create(
+        calculation=calc, attempt=calc.attempt, step=step, key=key, defaults={"data": data or {}})
+    for analysis in analyses:
+        AnalysisResult.objects.update_or_create(
+            calculation=calc, attempt=calc.attempt, step=step, name=analysis["name"],
+            defaults={"status": analysis["status"], "data": analysis.get("data") or {},
+                      "message": analysis.get("message", "")})
+    for artifact, content in blobs:
+        Artifact.objects.filter(calculation=calc, attempt=calc.attempt, step=step, name=artifact["name"]).delete()
+        Artifact.objects.create(calculation=calc, attempt=calc.attempt, step=step, name=artifact["name"],
+                                content_type=artifact.get("content_type", "application/octet-stream"),
+                                size=len(content), file=ContentFile(content, name=artifact["name"]))
+    return result
+
+
+# --- leases -----------------------------------------------------------------------------
+
+
+def expire_leases(now=None) -> int:
+    """Turn active calculations whose lease ran out into ``lost``, then requeue them (a new
+    attempt) or, past ``LEASE_MAX_ATTEMPTS`` losses, fail them. Returns how many."""
+    now = now or timezone.now()
+    expired = list(Calculation.objects.filter(state__in=ACTIVE, lease_expires_at__lt=now))
+    for calc in expired:
+        try:
+            _lose(calc, now)
+        except (StaleState, IllegalTransition):
+            continue  # the agent reported meanwhile: not lost after all
+    return len(expired)
+
+
+def _lose(calc: Calculation, now) -> None:
+    silent = (now - calc.lease_expires_at).total_seconds() + settings.LEASE_SECONDS
+    reason = f"no word from the agent of {calc.cluster.name} for {silent:.0f} s (lease expired)"
+    log.warning("calculation %s lost: %s", calc.pk, reason)
+    transition(calc, State.LOST, reason=reason, lost_count=calc.lost_count + 1, lease_expires_at=None)
+    if calc.lost_count >= settings.LEASE_MAX_ATTEMPTS:
+        transition(calc, State.FAILED, reason=f"lost {calc.lost_count} times; giving up",
+                   failure_class="lost", failure_reason=reason)
+    else:
+        transition(calc, State.QUEUED, reason=f"requeued after being lost ({calc.lost_count} of "
+                   f"{settings.LEASE_MAX_ATTEMPTS})", attempt=calc.attempt + 1, start_step=calc.current_step,
+                   processed=False, agent_seq=0, cancel_requested=False)

@@ -1,0 +1,43 @@
+"""The stdout parser streams: its memory does not grow with the size of the file."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+from siesta_manifest import DATA
+from siestaflow_agent.engines.siesta.stdout import parse_stdout
+
+GRAPHITE = DATA / "graphite_varcell_cg_v4.1" / "graphite_c6_full.out"
+REPEATS = 13  # 13 x 4 MB of real CG steps: a ~50 MB output
+PEAK_LIMIT = 8 * 1024 * 1024  # the parse itself needs about 2 MiB
+
+
+def _synthetic_output(path):
+    """The real graphite output with its 100 CG steps repeated ``REPEATS`` times."""
+    text = GRAPHITE.read_text()
+    start = text.index("                        Begin CG opt. move =      0")
+    end = text.index("outcoor: Relaxed atomic coordinates")
+    with open(path, "w") as handle:
+        handle.write(text[:start])
+        for _ in range(REPEATS):
+            handle.write(text[start:end])
+        handle.write(text[end:])
+    return path
+
+
+def test_it_parses_a_50_mb_file_with_flat_memory(tmp_path):
+    big = _synthetic_output(tmp_path / "big.out")
+    size = big.stat().st_size
+    assert size > 45_000_000
+    tracemalloc.start()
+    try:
+        out = parse_stdout(big)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < PEAK_LIMIT, f"peak {peak / 2**20:.1f} MiB for a {size / 2**20:.0f} MiB file"
+    # the manifest: 267 scf lines, 100 cycles and 100 CG moves in the original file
+    assert out.n_scf_lines == 267 * REPEATS
+    assert len(out.cycle_summaries) == 100 * REPEATS
+    assert len(out.steps) == 100 * REPEATS
+    assert out.total_energy == -631.131633 and out.relaxed is True
