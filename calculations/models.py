@@ -137,9 +137,6 @@ def calculation_file_path(instance: CalculationFile, filename: str) -> str:
 class CalculationFile(models.Model):
     """An input file attached to a calculation (e.g. an electrode's .TSHS)."""
 
-    def __str__(self) -> str:
-        return self.name
-
     calculation = models.ForeignKey(Calculation, on_delete=models.CASCADE, related_name="files")
     name = models.CharField(max_length=255)
     file = models.FileField(upload_to=calculation_file_path, max_length=500)
@@ -149,6 +146,9 @@ class CalculationFile(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["calculation", "name"], name="calc_file_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class CalculationEvent(models.Model):
@@ -183,9 +183,6 @@ class CalculationEvent(models.Model):
 class LogLine(models.Model):
     """A line of an agent's log, about a calculation or about the agent itself."""
 
-    def __str__(self) -> str:
-        return f"{self.level} {self.message[:60]}"
-
     class Level(models.TextChoices):
         DEBUG = "DEBUG"
         INFO = "INFO"
@@ -214,12 +211,12 @@ class LogLine(models.Model):
                                     name="log_unique_seq"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.level} {self.message[:60]}"
+
 
 class Result(models.Model):
     """Extracted data of one step (or of the whole chain, ``step = CHAIN_LEVEL``)."""
-
-    def __str__(self) -> str:
-        return f"{self.calculation_id}/{self.attempt}/{self.step}/{self.key}"
 
     calculation = models.ForeignKey(Calculation, on_delete=models.CASCADE, related_name="results")
     attempt = models.PositiveIntegerField()
@@ -234,12 +231,12 @@ class Result(models.Model):
         constraints = [models.UniqueConstraint(fields=["calculation", "attempt", "step", "key"],
                                                name="result_unique")]
 
+    def __str__(self) -> str:
+        return f"{self.calculation_id}/{self.attempt}/{self.step}/{self.key}"
+
 
 class AnalysisResult(models.Model):
     """The outcome of one analysis: tables and series, or why it does not apply."""
-
-    def __str__(self) -> str:
-        return f"{self.name}: {self.status}"
 
     class Status(models.TextChoices):
         OK = "ok"
@@ -260,6 +257,9 @@ class AnalysisResult(models.Model):
         constraints = [models.UniqueConstraint(fields=["calculation", "attempt", "step", "name"],
                                                name="analysis_result_unique")]
 
+    def __str__(self) -> str:
+        return f"{self.name}: {self.status}"
+
 
 def artifact_path(instance: Artifact, filename: str) -> str:
     return (f"calculations/{instance.calculation_id}/artifacts/a{instance.attempt}/"
@@ -268,9 +268,6 @@ def artifact_path(instance: Artifact, filename: str) -> str:
 
 class Artifact(models.Model):
     """A small file made by the agent: a plot, a CSV table."""
-
-    def __str__(self) -> str:
-        return self.name
 
     calculation = models.ForeignKey(Calculation, on_delete=models.CASCADE, related_name="artifacts")
     attempt = models.PositiveIntegerField()
@@ -285,3 +282,6 @@ class Artifact(models.Model):
         ordering = ["attempt", "step", "name"]
         constraints = [models.UniqueConstraint(fields=["calculation", "attempt", "step", "name"],
                                                name="artifact_unique")]
+
+    def __str__(self) -> str:
+        return self.name

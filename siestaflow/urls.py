@@ -10,18 +10,10 @@ admin.site.site_title = "siestaflow admin"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("", include("accounts.urls")),
-    path("analyses/", views.section_placeholder(
-        "Analyses", "Results of analyses across calculations, compared side by side."), name="analyses"),
-    path("calculations/", views.section_placeholder(
-        "Calculations", "Calculations, their configuration, state, logs and results."), name="calculations"),
-    path("molecules/", views.section_placeholder(
-        "Molecules", "Molecules and every calculation made of each."), name="molecules"),
-    path("models/", views.section_placeholder(
-        "Models", "ML models: state, health, start and stop, predictions."), name="models"),
-    path("clusters/", views.section_placeholder(
-        "Clusters", "Clusters, their agents, resources and API keys."), name="clusters"),
-    path("logs/", views.section_placeholder(
-        "Logs", "The live feed of the agents' logs."), name="logs"),
+    path("", include("calculations.urls")),
+    path("", include("molecules.urls")),
+    path("", include("clusters.urls")),
+    path("", include("mlmodels.urls")),
     path("admin/", admin.site.urls),
     path("api/agent/v1/", include("clusters.agent_urls")),
     path("api/agent/v1/", include("calculations.agent_urls")),

@@ -1,9 +1,9 @@
 """JWT: refresh cookie, rotation, logout, blocking and revocation end access at once."""
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.test import RequestFactory
-from django.conf import settings
 from rest_framework.test import APIClient
 
 COOKIE = settings.JWT_REFRESH_COOKIE

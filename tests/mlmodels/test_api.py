@@ -1,0 +1,199 @@
+"""The REST API of ML models against a fake engine: registry, actions, the invocation proxy,
+predictions and the health graph."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from mlmodels import docker, services
+from mlmodels.models import MLModel, ModelHeartbeat, Prediction
+from tests.factories import PASSWORD
+
+
+def _invoke(client, model, body=b'{"instances": ["H2O"]}', content_type="application/json", **extra):
+    return client.generic("POST", f"/api/models/{model.pk}/invocations/", body, content_type=content_type, **extra)
+
+
+# --- Registry ---------------------------------------------------------------------------
+
+
+def test_it_lists_models_in_constant_queries(api_as, make_model, django_assert_max_num_queries):
+    for n in range(5):
+        make_model(f"m{n}")
+    with django_assert_max_num_queries(3):
+        response = api_as("alice").get("/api/models/")
+    assert response.status_code == 200 and response.json()["count"] == 5
+
+
+def test_it_shows_the_environment_to_admins_only(api_as, make_model):
+    model = make_model(environment={"API_TOKEN": "s3cret"})
+    assert "environment" not in api_as("alice").get(f"/api/models/{model.pk}/").json()
+    assert api_as("root").get(f"/api/models/{model.pk}/").json()["environment"] == {"API_TOKEN": "s3cret"}
+
+
+def test_it_registers_a_model(api_as, fake_docker):
+    body = {"name": "energy", "image": "energy:1", "version": "1.0", "environment": {"THREADS": "2"},
+            "example_input": {"instances": ["H2O"]}, "memory_mb": 256, "cpus": 0.5,
+            "dataset_snapshot": {"file": "export.jsonl", "sha256": "ab12", "rows_used": 25}}
+    response = api_as("root").post("/api/models/", body, format="json")
+    assert response.status_code == 201, response.content
+    data = response.json()
+    assert (data["state"], data["created_by"], data["example_input"]) == ("stopped", "root", {"instances": ["H2O"]})
+    assert data["dataset_snapshot"]["rows_used"] == 25
+
+
+def test_it_refuses_an_unknown_image_and_a_duplicate_name(api_as, make_model):
+    response = api_as("root").post("/api/models/", {"name": "x", "image": "no-such-image:1"}, format="json")
+    assert response.status_code == 400 and "not on the Docker engine" in response.json()["image"][0]
+    make_model("energy")
+    response = api_as("root").post("/api/models/", {"name": "energy", "image": "energy:1"}, format="json")
+    assert response.status_code == 400 and "name" in response.json()
+
+
+def test_it_refuses_to_change_a_running_models_image(api_as, running_model):
+    response = api_as("root").patch(f"/api/models/{running_model.pk}/", {"image": "energy:2"}, format="json")
+    assert response.status_code == 409 and "Stop model energy" in response.json()["detail"]
+
+
+def test_it_deletes_a_model_and_its_image_on_request(api_as, running_model, fake_docker):
+    response = api_as("root").delete(f"/api/models/{running_model.pk}/?remove_image=true")
+    assert response.status_code == 204 and fake_docker.removed_images == ["energy:1"]
+
+
+# --- Start and stop -------------------------------------------------------------------
+
+
+def test_it_starts_and_stops_a_model(api_as, make_model, fake_docker):
+    model = make_model()
+    response = api_as("alice").post(f"/api/models/{model.pk}/start/")
+    assert response.status_code == 200 and response.json()["state"] == "starting"
+    response = api_as("alice").post(f"/api/models/{model.pk}/stop/")
+    assert response.status_code == 200 and response.json()["state"] == "stopped"
+    assert fake_docker.containers == {}
+
+
+def test_it_answers_503_when_the_engine_is_down(api_as, make_model, fake_docker):
+    model = make_model()
+    fake_docker.available = False
+    response = api_as("alice").post(f"/api/models/{model.pk}/start/")
+    assert response.status_code == 503 and "No Docker engine answers" in response.json()["detail"]
+    assert MLModel.objects.get().state == "stopped"
+
+
+def test_it_answers_400_when_the_image_is_gone_at_start(api_as, make_model, fake_docker):
+    model = make_model()
+    fake_docker.images.clear()
+    response = api_as("alice").post(f"/api/models/{model.pk}/start/")
+    assert response.status_code == 400 and "not on the Docker engine" in response.json()["image"][0]
+
+
+# --- Invocations --------------------------------------------------------------------------
+
+
+def test_it_passes_the_body_and_content_type_through(api_as, running_model, fake_docker):
+    fake_docker.invoke_reply = docker.Reply(200, b"energy\n-463.5\n", "text/csv", 2.0)
+    response = _invoke(api_as("alice"), running_model, b"H2O\n", "text/csv", HTTP_ACCEPT="text/csv")
+    assert response.status_code == 200 and response.content == b"energy\n-463.5\n"
+    assert response["Content-Type"] == "text/csv"
+    assert fake_docker.invocations == [(running_model.address, b"H2O\n", "text/csv")]
+    prediction = Prediction.objects.get()
+    assert response["X-Prediction-Id"] == str(prediction.pk) and prediction.output == "energy\n-463.5\n"
+
+
+def test_it_takes_a_jwt_or_a_session(running_model, alice, fake_docker):
+    client = Client()
+    token = client.post("/api/auth/token/", {"username": "alice", "password": PASSWORD},
+                        content_type="application/json").json()["access"]
+    assert _invoke(Client(), running_model, HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
+    session = Client()
+    session.force_login(alice)
+    assert _invoke(session, running_model).status_code == 200
+    assert _invoke(Client(), running_model).status_code == 401
+
+
+def test_it_refuses_a_session_post_without_the_csrf_token(running_model, alice):
+    session = Client(enforce_csrf_checks=True)
+    session.force_login(alice)
+    response = _invoke(session, running_model)
+    assert response.status_code == 403 and "CSRF" in response.json()["detail"]
+
+
+def test_it_answers_413_for_a_body_over_the_limit(settings, api_as, running_model, fake_docker):
+    settings.MODEL_MAX_PAYLOAD_BYTES = 1024
+    response = _invoke(api_as("alice"), running_model, b"[" + b"1," * 600 + b"1]")
+    assert response.status_code == 413 and "1024" in response.json()["detail"]
+    assert fake_docker.invocations == [] and not Prediction.objects.exists()
+
+
+def test_it_answers_503_with_retry_after_while_starting(api_as, alice, make_model, fake_docker):
+    model = services.start_model(actor=alice, model=make_model())
+    fake_docker.ping_reply = docker.Ping(False, 503, 1, "/ping answered 503: loading")
+    response = _invoke(api_as("alice"), model)
+    assert response.status_code == 503 and response["Retry-After"] == "1"
+    assert "is starting" in response.json()["detail"]
+
+
+def test_it_answers_503_for_a_stopped_model(api_as, make_model):
+    response = _invoke(api_as("alice"), make_model())
+    assert response.status_code == 503 and "is stopped: start it first" in response.json()["detail"]
+
+
+def test_it_answers_400_with_the_models_message_when_it_rejects_the_input(api_as, running_model, fake_docker):
+    fake_docker.invoke_reply = docker.Reply(400, b'{"error": "invalid JSON: Expecting value"}', "application/json", 1)
+    response = _invoke(api_as("alice"), running_model, b"not json")
+    assert response.status_code == 400
+    data = response.json()
+    assert data["detail"] == "Model energy rejected the input (HTTP 400): invalid JSON: Expecting value"
+    assert data["model_status"] == 400 and data["prediction"] == Prediction.objects.get().pk
+
+
+def test_it_answers_502_with_the_models_message_when_it_fails(api_as, running_model, fake_docker):
+    fake_docker.invoke_reply = docker.Reply(500, b'{"error": "boom"}', "application/json", 1)
+    response = _invoke(api_as("alice"), running_model)
+    assert response.status_code == 502 and response.json()["detail"] == "Model energy failed (HTTP 500): boom"
+    fake_docker.invoke_reply = docker.ContainerTimeout("The model did not answer within 60 s.")
+    response = _invoke(api_as("alice"), running_model)
+    assert response.status_code == 502 and "did not answer within 60 s" in response.json()["detail"]
+
+
+# --- Predictions and heartbeats ------------------------------------------------------------
+
+
+def test_it_lists_a_users_own_predictions_and_all_to_moderators(api_as, running_model, alice, bob, root):
+    for actor in (alice, bob, alice):
+        services.invoke(actor=actor, model=running_model, body=b'["H2O"]', content_type="application/json")
+    url = f"/api/models/{running_model.pk}/predictions/"
+    mine = api_as("alice").get(url).json()
+    assert mine["count"] == 2 and {p["user"] for p in mine["results"]} == {"alice"}
+    assert mine["results"][0]["input"] == ["H2O"] and mine["results"][0]["model_version"] == "1.0"
+    assert api_as("mod").get(url).json()["count"] == 3
+    assert api_as("root").get(url + "?status=error").json()["count"] == 0
+
+
+def test_it_lists_predictions_in_constant_queries(api_as, running_model, alice, django_assert_max_num_queries):
+    for _ in range(5):
+        services.invoke(actor=alice, model=running_model, body=b"[]", content_type="application/json")
+    with django_assert_max_num_queries(4):
+        assert api_as("mod").get(f"/api/models/{running_model.pk}/predictions/").json()["count"] == 5
+
+
+def test_it_graphs_the_models_heartbeats(api_as, running_model):
+    now = timezone.now()
+    ModelHeartbeat.objects.create(model=running_model, time=now - timedelta(minutes=5), ok=True, latency_ms=1.0)
+    ModelHeartbeat.objects.create(model=running_model, time=now - timedelta(minutes=5), ok=False)
+    response = api_as("alice").get(f"/api/models/{running_model.pk}/heartbeats/?window=hour&max_points=61")
+    assert response.status_code == 200, response.content
+    data = response.json()
+    assert data["step"] == 60
+    ok = [p for p in data["points"] if p["samples"] == 2]
+    assert len(ok) == 1 and ok[0]["uptime"] == 0.5 and ok[0]["latency_ms"] == 1.0
+
+
+@pytest.mark.parametrize("query", ["window=year", "window=hour&start=2026-01-01T00:00:00Z", "end=2026-01-01T00:00Z",
+                                   "start=2026-01-02T00:00:00Z&end=2026-01-01T00:00:00Z", "max_points=1"])
+def test_it_refuses_a_bad_graph_window(api_as, running_model, query):
+    response = api_as("alice").get(f"/api/models/{running_model.pk}/heartbeats/?{query}")
+    assert response.status_code == 400, json.dumps(response.json())
