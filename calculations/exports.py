@@ -61,11 +61,14 @@ def extracted_download(calc: Calculation, fmt: str) -> HttpResponse:
     if fmt != "csv":
         raise ValidationError({"format": "format is json or csv."})
     rows = [{"step": r.step, "key": r.key, **flatten(r.data)} for r in results]
-    return _attachment(_csv(rows), f"calculation-{calc.pk}-extracted.csv", "text/csv")
+    return _attachment(csv_text(rows), f"calculation-{calc.pk}-extracted.csv", "text/csv")
 
 
-def _csv(rows: list[dict]) -> str:
-    columns = list(dict.fromkeys(k for row in rows for k in row))
+def csv_text(rows: list[dict], *, leading: tuple[str, ...] = ("step", "key")) -> str:
+    """Rows as CSV: the ``leading`` columns first, then every other key sorted (PostgreSQL's
+    jsonb keeps no key order, so the order of the data is no order to rely on)."""
+    seen = {k for row in rows for k in row}
+    columns = [c for c in leading if c in seen] + sorted(seen.difference(leading))
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns)
     writer.writeheader()

@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 def notify_event(event_id: int) -> int:
     """E-mail the owner (by their level) and the admins about one event, once."""
     with transaction.atomic():
-        event = (CalculationEvent.objects.select_for_update().select_related("calculation__owner", "actor")
+        # of=self: PostgreSQL cannot lock the nullable side (actor) of the outer join
+        event = (CalculationEvent.objects.select_for_update(of=("self",))
+                 .select_related("calculation__owner", "actor")
                  .filter(pk=event_id, notified_at__isnull=True).first())
         if event is None:
             return 0  # gone, or already notified: a retry or a duplicate delivery

@@ -109,7 +109,7 @@ def test_it_serves_events_results_and_downloads(api_as, submit):
     assert client.get(f"/api/calculations/{calc.pk}/events/").json()[0]["reason"] == "submitted"
     assert client.get(f"/api/calculations/{calc.pk}/results/").json()["results"][0]["data"]["energies"]
     csv_text = client.get(f"/api/calculations/{calc.pk}/download/extracted/?format=csv").content.decode()
-    assert csv_text.splitlines()[0] == "step,key,energies.total,energies.fermi"
+    assert csv_text.splitlines()[0] == "step,key,energies.fermi,energies.total"  # identity, then sorted
     fdf = client.get(f"/api/calculations/{calc.pk}/download/config/?format=fdf").content.decode()
     assert "SystemLabel h2o" in fdf
     assert client.get(f"/api/calculations/{calc.pk}/download/config/?format=pdf").status_code == 400
