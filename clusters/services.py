@@ -131,6 +131,30 @@ def rotate_key(*, actor, key: ApiKey) -> tuple[ApiKey, str]:
     return create_key(actor=actor, cluster=current.cluster, name=current.name)
 
 
+@transaction.atomic
+def provision_agent(*, actor, name: str, key_name: str, held_key: str | None = None,
+                    description: str = "") -> tuple[Cluster, str, str]:
+    """Make sure cluster ``name`` exists and is enabled, and that its agent holds a valid key
+    (admins only; ``setup_local_agent`` for the demo). ``held_key`` is the key text the
+    agent's configuration holds, if any: reused while it is an active key of this cluster.
+    Otherwise the active key called ``key_name`` is rotated (its only copy is lost, so it must
+    not stay valid), or a first one is created. Answers the cluster, the key text and what
+    happened: ``"reused"``, ``"rotated"`` or ``"created"``."""
+    _check_manager(actor)
+    cluster = Cluster.objects.filter(name=name).first()
+    if cluster is None:
+        cluster = create_cluster(actor=actor, name=name, description=description)
+    elif not cluster.enabled:
+        set_enabled(actor=actor, cluster=cluster, enabled=True)
+    active = ApiKey.objects.active().filter(cluster=cluster)
+    if held_key and active.filter(key_hash=hash_key(held_key)).exists():
+        return cluster, held_key, "reused"
+    previous = active.filter(name=key_name).first()
+    if previous is not None:
+        return cluster, rotate_key(actor=actor, key=previous)[1], "rotated"
+    return cluster, create_key(actor=actor, cluster=cluster, name=key_name)[1], "created"
+
+
 # --- Heartbeats -----------------------------------------------------------------------
 
 

@@ -160,7 +160,7 @@ def check_engines(config: AgentConfig) -> list[str]:
     words = {f"engines.{name}": executables(t) for name, t in config.engines.items()}
     words.update({f"programs.{name}": executables(" ".join(p.command)) for name, p in config.programs.items()})
     for key, programs in words.items():
-        problems += [f"{key}: {p!r} not found on PATH" for p in programs if not _found(p)]
+        problems += [f"{key}: {p!r} not found on PATH" for p in programs if not found_on_path(p)]
     if "pyscf" in config.engines and importlib.util.find_spec("pyscf") is None:
         problems.append("engines.pyscf: PySCF is not installed (pip install 'siestaflow-agent[pyscf]')")
     if config.executor == "slurm":
@@ -190,7 +190,8 @@ def executables(template: str) -> list[str]:
     return found
 
 
-def _found(program: str) -> bool:
+def found_on_path(program: str) -> bool:
+    """Is ``program`` (a name looked up on PATH, or a path) an executable?"""
     if os.sep in program:
         return os.access(program, os.X_OK)
     return shutil.which(program) is not None

@@ -8,6 +8,7 @@ it into exit code 2. See ``agent/README.md`` for the reference of every key.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shlex
@@ -303,3 +304,42 @@ def _programs(table: dict[str, Any]) -> dict[str, Any]:
         except ValueError as exc:
             raise ConfigError(f"programs.{name}", str(exc)) from None
     return programs
+
+
+def to_toml(values: Mapping[str, Any]) -> str:
+    """``values`` as the TOML text of a configuration file (what ``load`` reads back).
+
+    Top-level scalars first, then one ``[table]`` per mapping (``[programs.NAME]`` for nested
+    ones). For tools writing configurations (the demo's local agent, tests); strings are
+    written as JSON strings, which are valid TOML basic strings.
+    """
+    lines = [f"{key} = {_toml_value(value)}" for key, value in values.items() if not isinstance(value, Mapping)]
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            lines += _toml_table(key, value)
+    return "\n".join(lines) + "\n"
+
+
+def _toml_table(name: str, table: Mapping[str, Any]) -> list[str]:
+    lines = ["", f"[{name}]"]
+    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items() if not isinstance(v, Mapping)]
+    for key, value in table.items():
+        if isinstance(value, Mapping):
+            lines += _toml_table(f"{name}.{_toml_key(key)}", value)
+    return lines
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str | Path):
+        return json.dumps(str(value), ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML: {value!r}")

@@ -60,7 +60,8 @@ def create(name: str, config: AgentConfig) -> Engine:
 
 
 def available(config: AgentConfig) -> list[str]:
-    """The engines this agent can actually run now (announced in the heartbeat)."""
+    """The engines this agent can actually run now (announced in the heartbeat): SIESTA and
+    TBtrans only when their command's program is found."""
     load_optional()
     names = []
     for name in sorted(REGISTRY):
@@ -68,5 +69,15 @@ def available(config: AgentConfig) -> list[str]:
             continue
         if name == PyscfEngine.name and not pyscf_available():
             continue
+        if name in OPTIONAL and not runnable(config.engines.get(name, name)):
+            continue  # e.g. no ``siesta`` on PATH: offering it would only make its calculations fail
         names.append(name)
     return names
+
+
+def runnable(template: str) -> bool:
+    """Are the programs a command template starts found (on PATH or as paths)?"""
+    from siestaflow_agent.cli import executables, found_on_path
+
+    programs = executables(template)
+    return bool(programs) and all(found_on_path(p) for p in programs)

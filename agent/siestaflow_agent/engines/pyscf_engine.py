@@ -26,6 +26,7 @@ CHKFILE = "scf.chk"
 METHODS = ("RHF", "UHF", "RKS", "UKS")
 DEFAULT_COMMAND = "{python} -m siestaflow_agent.engines.pyscf_run"
 OPTIONS = {"method": str, "xc": str, "basis": str, "charge": int, "spin": int, "max_cycle": int, "conv_tol": float}
+HARTREE_EV = 27.211386245988  # CODATA 2018, as pyscf.data.nist.HARTREE2EV (not imported: PySCF is optional)
 _CYCLE = re.compile(r"^cycle=\s*(\d+)\s+E=\s*(\S+)", re.MULTILINE)
 
 
@@ -87,11 +88,12 @@ class PyscfEngine(Engine):
         return Validation(True, details={"iterations": results.get("iterations")})
 
     def extract(self, workdir: Path) -> dict[str, Any]:
-        """The results PySCF wrote (small for the molecules PySCF is used for here)."""
+        """The results PySCF wrote (small for the molecules PySCF is used for here), plus the
+        sections the analyses read (see :func:`analysis_sections`)."""
         results = _results(workdir)
         if results is None:
             raise FileNotFoundError(workdir / RESULTS_FILE)
-        return results
+        return {**results, **analysis_sections(results)}
 
     def progress(self, workdir: Path) -> dict[str, Any] | None:
         """The last ``cycle= N E= X`` line of PySCF's log."""
@@ -109,6 +111,25 @@ class PyscfEngine(Engine):
         """The checkpoint file (orbitals), not needed once the results are on the server."""
         chk = workdir / CHKFILE
         return [chk] if chk.exists() else []
+
+
+def analysis_sections(results: dict[str, Any]) -> dict[str, Any]:
+    """``energies``, ``system``, ``eigenvalues`` and ``scf`` shaped like the SIESTA extraction
+    (eV), so that the analyses the catalogue offers for PySCF (energy summary, SCF
+    convergence) read PySCF's results as they read SIESTA's."""
+    history = [float(e) * HARTREE_EV for e in results.get("scf_history") or []]
+    density = list(results.get("scf_density_change") or [None] * len(history))
+    atoms = results.get("n_atoms") or len(results.get("mulliken_charges") or []) or None
+    cycle = {"index": 1, "kind": "scf", "step": 0, "converged": bool(results.get("converged")),
+             "history": {"iteration": list(range(1, len(history) + 1)), "e_ks": history,
+                         "dDmax": density, "dHmax": [None] * len(history)}}
+    return {
+        "energies": {"total": results.get("total_energy_ev"), "free": None, "fermi": None},
+        "system": {"n_atoms": atoms},
+        "eigenvalues": {"gap": results.get("gap_ev")},
+        "scf": {"cycles": [cycle] if history else [], "n_cycles": 1 if history else 0,
+                "all_converged": bool(results.get("converged"))},
+    }
 
 
 def _results(workdir: Path) -> dict[str, Any] | None:

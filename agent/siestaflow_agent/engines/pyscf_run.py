@@ -69,7 +69,14 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
     mol = build_molecule(params)
     mf = build_scf(mol, params)
     history: list[float] = []
-    mf.callback = lambda envs: history.append(float(envs["e_tot"]))
+    density_change: list[float | None] = []
+
+    def record(envs: dict[str, Any]) -> None:
+        history.append(float(envs["e_tot"]))
+        change = envs.get("norm_ddm")
+        density_change.append(float(change) if change is not None else None)
+
+    mf.callback = record
     energy = float(mf.kernel())
     levels = frontier(mf.mo_energy, mf.mo_occ)
     return {
@@ -77,7 +84,7 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
         "method": params.get("method", "RHF").upper(),
         "xc": getattr(mf, "xc", None),
         "basis": params.get("basis", "sto-3g"),
-        "charge": mol.charge, "spin": mol.spin, "n_electrons": int(mol.nelectron),
+        "charge": mol.charge, "spin": mol.spin, "n_atoms": int(mol.natm), "n_electrons": int(mol.nelectron),
         "n_orbitals": int(mol.nao_nr()),
         "total_energy": energy, "total_energy_ev": energy * HARTREE2EV,
         "mo_energy": mf.mo_energy.tolist(), "mo_occ": mf.mo_occ.tolist(),
@@ -85,7 +92,7 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
         **{f"{k}_ev": (v * HARTREE2EV if v is not None else None) for k, v in levels.items()},
         "dipole_debye": [float(x) for x in mf.dip_moment(unit="Debye", verbose=0)],
         "mulliken_charges": [float(q) for q in mf.mulliken_pop(verbose=0)[1]],
-        "scf_history": history, "iterations": len(history),
+        "scf_history": history, "scf_density_change": density_change, "iterations": len(history),
     }
 
 
