@@ -40,7 +40,8 @@ Science = perms.Allow(perms.can_use_science)
 
 def _spec_and_files(request) -> tuple[dict, list[tuple[str, bytes]]]:
     """JSON body, or multipart with a ``spec`` JSON part and ``files`` parts."""
-    if "spec" not in request.data:
+    # A JSON null or list is no spec either: the form answers 400 for it.
+    if not isinstance(request.data, dict) or "spec" not in request.data:
         return request.data, []
     try:
         spec = json.loads(request.data["spec"])

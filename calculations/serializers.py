@@ -18,6 +18,9 @@ from calculations.states import State
 from clusters.models import Cluster
 from molecules.models import Molecule, Pseudopotential
 
+#: The largest value a PositiveIntegerField holds on every database (PostgreSQL's integer).
+MAX_POSITIVE = 2**31 - 1
+
 
 class ChainSerializer(serializers.Serializer):
     parameter = serializers.CharField(max_length=100)
@@ -29,6 +32,8 @@ class ChainSerializer(serializers.Serializer):
 class ConfigSerializer(serializers.Serializer):
     fdf = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
     options = serializers.DictField(required=False, default=dict)
+    # The command engine's program (a [programs.NAME] of the agent's TOML); left out when not given.
+    program = serializers.CharField(max_length=100, required=False)
 
 
 class FileSerializer(serializers.ModelSerializer):
@@ -153,9 +158,10 @@ class ClaimRequestSerializer(serializers.Serializer):
 
 
 class AgentEventSerializer(serializers.Serializer):
-    seq = serializers.IntegerField(min_value=1)
+    seq = serializers.IntegerField(min_value=1, max_value=MAX_POSITIVE)
     state = serializers.ChoiceField(choices=State.choices)
-    step = serializers.IntegerField(min_value=0, required=False, allow_null=True, default=None)
+    step = serializers.IntegerField(min_value=0, max_value=MAX_POSITIVE, required=False, allow_null=True,
+                                    default=None)
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
     failure_class = serializers.CharField(required=False, allow_blank=True, allow_null=True, default="",
                                           max_length=32)
@@ -163,7 +169,8 @@ class AgentEventSerializer(serializers.Serializer):
 
 
 class AgentLogLineSerializer(serializers.Serializer):
-    seq = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+    seq = serializers.IntegerField(min_value=1, max_value=MAX_POSITIVE, required=False, allow_null=True,
+                                   default=None)
     level = serializers.ChoiceField(choices=LogLine.Level.choices, default="INFO")
     message = serializers.CharField(max_length=100_000, trim_whitespace=False)
     time = serializers.DateTimeField(required=False, allow_null=True, default=None)
@@ -187,7 +194,8 @@ class AgentArtifactSerializer(serializers.Serializer):
 
 
 class AgentResultsSerializer(serializers.Serializer):
-    step = serializers.IntegerField(min_value=0, required=False, allow_null=True, default=None)
+    step = serializers.IntegerField(min_value=0, max_value=MAX_POSITIVE, required=False, allow_null=True,
+                                    default=None)
     key = serializers.SlugField(max_length=64, default="extracted")
     data = serializers.DictField(required=False, allow_null=True, default=None)
     analyses = AgentAnalysisSerializer(many=True, required=False, default=list)

@@ -100,17 +100,18 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.Gen
     filterset_class = None
 
     def get_cluster(self) -> Cluster:
-        return get_object_or_404(Cluster, pk=self.kwargs["cluster_pk"])
+        """The cluster of the URL, or 404 (also for an id past the database's range)."""
+        if not hasattr(self, "_cluster"):
+            self._cluster = get_object_or_404(Cluster, pk=self.kwargs["cluster_pk"])
+        return self._cluster
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the OpenAPI schema, without a cluster
             return ApiKey.objects.none()
-        return (ApiKey.objects.filter(cluster_id=self.kwargs["cluster_pk"])
+        # Through the cluster (404 when unknown, so never an empty list): a foreign-key lookup
+        # with an out-of-range id would reach the database and fail there.
+        return (ApiKey.objects.filter(cluster=self.get_cluster())
                 .select_related("created_by").order_by("-created_at", "-pk"))
-
-    def list(self, request, *args, **kwargs):
-        self.get_cluster()  # 404 for an unknown cluster, not an empty list
-        return super().list(request, *args, **kwargs)
 
     def create(self, request, *args, **kwargs):
         form = ApiKeyCreateSerializer(data=request.data)

@@ -8,6 +8,7 @@ from rest_framework import serializers
 from clusters.models import ApiKey, Cluster
 
 MAX_BYTES = 2**63 - 1
+MAX_ID = 2**63 - 1  # the largest id a (big) auto field holds
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -139,7 +140,8 @@ class HeartbeatSerializer(serializers.Serializer):
     disk_free = serializers.IntegerField(min_value=0, max_value=MAX_BYTES, required=False, allow_null=True)
     load = serializers.ListField(child=serializers.FloatField(min_value=0), min_length=1, max_length=3,
                                  required=False, help_text="The 1, 5 and 15 minute load averages.")
-    running = serializers.ListField(child=StrictIntegerField(min_value=1), max_length=10_000, default=list,
+    running = serializers.ListField(child=StrictIntegerField(min_value=1, max_value=MAX_ID), max_length=10_000,
+                                    default=list,
                                     help_text="Ids of the calculations the agent runs now.")
     engines = serializers.ListField(child=StrictCharField(max_length=64),
                                     max_length=100, required=False)
