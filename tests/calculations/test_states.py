@@ -6,7 +6,7 @@ import pytest
 
 from calculations.models import Calculation, CalculationEvent
 from calculations.services import IllegalTransition, StaleState, transition
-from calculations.states import TRANSITIONS, State
+from calculations.states import AGENT_REPORTABLE, TRANSITIONS, State
 
 PAIRS = list(itertools.product(State, State))
 
@@ -26,6 +26,26 @@ def test_it_allows_exactly_the_transitions_of_the_table(submit, source, target):
             transition(calc, target)
         assert Calculation.objects.get(pk=calc.pk).state == source
         assert CalculationEvent.objects.count() == events_before
+
+
+@pytest.mark.parametrize(("source", "target"), PAIRS, ids=[f"{a}->{b}" for a, b in PAIRS])
+def test_it_answers_every_agent_event_by_the_table(submit, agent_client, source, target):
+    """Through the agent API: a transition of the table is applied, the current state again
+    is progress only, anything else is a 409 saying why and changes nothing."""
+    calc = submit()
+    Calculation.objects.filter(pk=calc.pk).update(state=source)
+    events_before = CalculationEvent.objects.count()
+    response = agent_client.post(f"/api/agent/v1/calculations/{calc.pk}/events/",
+                                 {"seq": 1, "state": target}, format="json")
+    applies = target in AGENT_REPORTABLE and (target == source or target in TRANSITIONS[source])
+    calc.refresh_from_db()
+    if applies:
+        assert response.status_code == 200, response.content
+        assert (calc.state, calc.agent_seq) == (target, 1)
+    else:
+        assert response.status_code == 409, response.content
+        assert str(target) in response.json()["detail"]
+        assert (calc.state, calc.agent_seq, CalculationEvent.objects.count()) == (source, 0, events_before)
 
 
 def test_it_detects_a_concurrent_change_and_overwrites_nothing(submit):
