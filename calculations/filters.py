@@ -26,7 +26,7 @@ class CalculationFilter(django_filters.FilterSet):
 class LogLineFilter(django_filters.FilterSet):
     after = django_filters.NumberFilter(field_name="id", lookup_expr="gt", label="Lines after this id")
     before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    level = django_filters.MultipleChoiceFilter(choices=LogLine.Level.choices)
+    level = django_filters.MultipleChoiceFilter(choices=LogLine.Level.choices, label="Level")
 
     class Meta:
         model = LogLine

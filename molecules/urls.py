@@ -2,9 +2,12 @@
 
 from django.urls import path
 
-from siestaflow.views import section_placeholder
+from molecules import views
 
 urlpatterns = [
-    path("molecules/", section_placeholder(
-        "Molecules", "Molecules and every calculation made of each."), name="molecules"),
+    path("molecules/", views.molecule_list, name="molecules"),
+    path("molecules/new/", views.molecule_create, name="molecule-create"),
+    path("molecules/<int:pk>/", views.molecule_detail, name="molecule-detail"),
+    path("molecules/<int:pk>/edit/", views.molecule_edit, name="molecule-edit"),
+    path("molecules/<int:pk>/delete/", views.molecule_delete, name="molecule-delete"),
 ]
