@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import tracemalloc
 
+import pytest
 from siesta_manifest import DATA
+from siestaflow_agent.engines.siesta.records import KEPT_RECORDS, Thinned
 from siestaflow_agent.engines.siesta.stdout import parse_stdout
 
 GRAPHITE = DATA / "graphite_varcell_cg_v4.1" / "graphite_c6_full.out"
@@ -41,3 +43,30 @@ def test_it_parses_a_50_mb_file_with_flat_memory(tmp_path):
     assert len(out.cycle_summaries) == 100 * REPEATS
     assert len(out.steps) == 100 * REPEATS
     assert out.total_energy == -631.131633 and out.relaxed is True
+
+
+def test_it_keeps_a_bounded_evenly_spread_record_of_a_long_run(tmp_path):
+    out = parse_stdout(_synthetic_output(tmp_path / "big.out"))
+    kept = list(out.steps)
+    assert len(out.steps) == 1300 and len(kept) <= KEPT_RECORDS
+    assert kept[0].index == 0 and kept[-1] is out.steps.last  # the first and the latest step
+    strides = {b.index - a.index for a, b in zip(kept[:-2], kept[1:-1], strict=True)}  # within each repeat of 0..99
+    assert strides <= {out.steps.stride, out.steps.stride - 100}
+    scf = out.to_dict()["scf"]
+    assert scf["n_cycles"] == 1300 and len(scf["summaries"]) <= KEPT_RECORDS
+    assert scf["n_unconverged"] == 0 and scf["all_converged"] is True
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 100, 1001])
+def test_it_thins_to_the_cap_and_always_keeps_the_latest(n):
+    record = Thinned(cap=8)
+    for i in range(n):
+        record.append(i)
+    kept = list(record)
+    assert len(record) == n and len(kept) <= 9  # the cap, and the latest beside it
+    assert kept == sorted(set(kept))
+    if n:
+        assert kept[0] == 0 and kept[-1] == n - 1 == record.last
+        assert all(i % record.stride == 0 for i in kept[:-1])
+    if n > 8:
+        assert record.stride > 1 and len(kept) >= 4  # still spread over the whole run

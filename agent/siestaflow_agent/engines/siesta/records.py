@@ -1,8 +1,11 @@
 """What the SIESTA stdout parser collects: SCF cycles, geometry steps and the whole run.
 
 Plain mutable records filled line by line by :mod:`.stdout` and turned into JSON-ready dicts by
-``to_dict``. Memory stays bounded for huge files: every SCF cycle leaves a small summary, but
-only the last :data:`KEPT_CYCLES` cycles keep their full iteration history.
+``to_dict``. Memory and the extraction stay bounded for huge files (long MD runs, gigabyte
+outputs): only the last :data:`KEPT_CYCLES` cycles keep their full iteration history, and the
+per-cycle summaries and per-step records are :class:`Thinned` to at most :data:`KEPT_RECORDS`
+evenly spread ones (the counts, the first and the latest stay exact), the unconverged cycles
+being counted apart so that none is missed.
 """
 
 from __future__ import annotations
@@ -10,10 +13,54 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import deque
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Generic, TypeVar
 
 KEPT_CYCLES = 20
 """How many of the most recent SCF cycles keep their per-iteration rows."""
+
+KEPT_RECORDS = 1000
+"""At most this many cycle summaries, and as many geometry steps, are kept (evenly spread)."""
+
+KEPT_UNCONVERGED = 20
+"""The first unconverged SCF cycles listed by name (all of them are counted)."""
+
+T = TypeVar("T")
+
+
+class Thinned(Generic[T]):
+    """An append-only sequence that keeps at most ``cap`` items spread evenly over all that
+    were appended: item *i* is kept while *i* is a multiple of ``stride``; when more than
+    ``cap`` are kept, every other one goes and ``stride`` doubles. The latest item is always
+    kept too (it is still being filled in while a step or cycle runs). ``len`` is the exact
+    number appended; iterating yields the kept items in order."""
+
+    def __init__(self, cap: int = KEPT_RECORDS) -> None:
+        self.cap, self.stride, self.count = cap, 1, 0
+        self._kept: list[T] = []
+        self._last: T | None = None
+
+    def append(self, item: T) -> None:
+        if self.count % self.stride == 0:
+            self._kept.append(item)
+            if len(self._kept) > self.cap:
+                self._kept = self._kept[::2]
+                self.stride *= 2
+        self._last = item
+        self.count += 1
+
+    @property
+    def last(self) -> T | None:
+        """The latest item appended (None when empty)."""
+        return self._last
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[T]:
+        yield from self._kept
+        if self.count and (self.count - 1) % self.stride:
+            yield self._last  # type: ignore[misc]  # the latest, when the stride skipped it
 
 SCF_COLUMNS = ("iteration", "eharris", "e_ks", "free_energy", "dDmax", "ef", "dHmax")
 """Columns of an ``scf:`` row (eV; ``dDmax`` dimensionless; 4.0 has no ``dHmax``)."""
@@ -125,7 +172,7 @@ class SiestaOutput:
     abort_line: str | None = None
     abort_reason: str | None = None
     abnormal_termination: bool = False
-    scf_not_conv_markers: list[str] = dataclasses.field(default_factory=list)
+    scf_not_conv_markers: list[str] = dataclasses.field(default_factory=list)  # the first KEPT_UNCONVERGED
     geom_not_conv: bool = False
     out_of_time: bool = False
     # input echo
@@ -143,12 +190,14 @@ class SiestaOutput:
     ts_voltage: float | None = None
     # SCF
     cycles: deque[ScfCycle] = dataclasses.field(default_factory=lambda: deque(maxlen=KEPT_CYCLES))
-    cycle_summaries: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    cycle_summaries: Thinned[dict[str, Any]] = dataclasses.field(default_factory=Thinned)
+    n_unconverged: int = 0
+    first_unconverged: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     n_scf_lines: int = 0
     n_ts_scf_lines: int = 0
     n_converged_lines: int = 0
     # steps, forces, stress
-    steps: list[GeometryStep] = dataclasses.field(default_factory=list)
+    steps: Thinned[GeometryStep] = dataclasses.field(default_factory=Thinned)
     max_force: float | None = None
     first_max_force: float | None = None
     max_force_unconstrained: float | None = None
@@ -225,9 +274,19 @@ class SiestaOutput:
             return None
         return max(math.sqrt(sum(c * c for c in f)) for f in self.final_forces)
 
+    def add_cycle_summary(self, summary: dict[str, Any]) -> None:
+        """Record a closed SCF cycle (its summary may be thinned away; an unconverged one is
+        always counted, and listed while fewer than :data:`KEPT_UNCONVERGED` are)."""
+        self.cycle_summaries.append(summary)
+        if summary["converged"] is not True:
+            self.n_unconverged += 1
+            if len(self.first_unconverged) < KEPT_UNCONVERGED:
+                self.first_unconverged.append(summary)
+
     def unconverged_cycles(self) -> list[dict[str, Any]]:
-        """Summaries of the SCF cycles that did not end converged."""
-        return [c for c in self.cycle_summaries if c["converged"] is not True]
+        """Summaries of the first SCF cycles that did not end converged (``n_unconverged``
+        counts them all)."""
+        return list(self.first_unconverged)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready extraction (keys: program, energies, scf, forces, stress, ...)."""
@@ -261,6 +320,7 @@ class SiestaOutput:
                 "relaxation": {
                     "is_relaxation": self.is_relaxation, "relaxed": self.relaxed,
                     "max_moves": self.max_moves, "force_tolerance": self.force_tolerance_ev_ang,
+                    "n_steps": len(self.steps), "steps_stride": self.steps.stride,
                     "steps": [s.to_dict() for s in self.steps],
                 },
                 "spin": {"configuration": self.spin_configuration, "moment": self.spin_moment,
@@ -282,8 +342,10 @@ class SiestaOutput:
             "min_iterations": self.min_scf_iterations, "max_iterations": self.max_scf_iterations,
             "must_converge": self.scf_must_converge, "n_cycles": len(self.cycle_summaries),
             "n_scf_lines": self.n_scf_lines, "n_ts_scf_lines": self.n_ts_scf_lines,
-            "all_converged": bool(self.cycle_summaries) and not self.unconverged_cycles(),
-            "summaries": self.cycle_summaries, "cycles": [c.to_dict() for c in self.cycles],
+            "all_converged": bool(self.cycle_summaries) and not self.n_unconverged,
+            "n_unconverged": self.n_unconverged, "unconverged": self.unconverged_cycles(),
+            "summaries_stride": self.cycle_summaries.stride, "summaries": list(self.cycle_summaries),
+            "cycles": [c.to_dict() for c in self.cycles],
         }
 
     def _geometry_dict(self) -> dict[str, Any]:

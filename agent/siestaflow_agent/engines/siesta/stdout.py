@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .fortran import find_numbers, split_numbers, to_float
-from .records import GeometryStep, ScfCycle, SiestaOutput
+from .records import KEPT_UNCONVERGED, GeometryStep, ScfCycle, SiestaOutput
 
 HEADER_LINES = 400
 """The version line is searched in this many first lines (trunk builds print it late)."""
@@ -173,7 +173,7 @@ class StdoutParser:
         if cycle is None or cycle.kind != kind or cycle.closed or values[0] <= cycle.last_iteration:
             cycle = self._new_cycle(kind)
         cycle.add(values)
-        step = self.out.steps[cycle.step]
+        step = self.out.steps.last
         step.energy, step.free_energy = cycle.last("e_ks"), cycle.last("free_energy")
         step.scf_iterations = cycle.last_iteration
 
@@ -189,7 +189,7 @@ class StdoutParser:
 
     def _close_cycle(self) -> None:
         if self._cycle is not None:
-            self.out.cycle_summaries.append(self._cycle.summary())
+            self.out.add_cycle_summary(self._cycle.summary())
             self._cycle = None
 
     def _set_converged(self, converged: bool | None, marker: str | None = None) -> None:
@@ -199,7 +199,7 @@ class StdoutParser:
         cycle.converged, cycle.closed = converged, converged is not None
         if marker:
             cycle.marker = marker
-        self.out.steps[cycle.step].scf_converged = converged
+        self.out.steps.last.scf_converged = converged  # the open cycle is of the latest step
 
     def _on_scf_status(self, word: str, rest: str) -> None:
         if rest.startswith("cycle converged"):
@@ -212,7 +212,8 @@ class StdoutParser:
 
     def _on_scf_not_conv(self, word: str, rest: str) -> None:
         marker = f"{word} {rest}"
-        self.out.scf_not_conv_markers.append(marker)
+        if len(self.out.scf_not_conv_markers) < KEPT_UNCONVERGED:
+            self.out.scf_not_conv_markers.append(marker)
         self._last_marker = marker
         self._set_converged(False, marker)
 
@@ -225,7 +226,7 @@ class StdoutParser:
     def _current_step(self) -> GeometryStep:
         if not self.out.steps:
             self.out.steps.append(GeometryStep(index=0, kind="single-point"))
-        return self.out.steps[-1]
+        return self.out.steps.last
 
     def _on_begin(self, word: str, rest: str) -> None:
         match = _BEGIN.match(f"Begin {rest}")

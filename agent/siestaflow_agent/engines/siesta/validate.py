@@ -121,7 +121,7 @@ def _last_position(out: SiestaOutput) -> str:
     cycle = out.last_cycle
     if cycle is None:
         return ""
-    step = out.steps[cycle.step].index if out.steps else 0
+    step = out.steps.last.index if out.steps else 0  # the last cycle is of the latest step
     return f", in {cycle.kind} iteration {cycle.last_iteration} of geometry step {step}"
 
 
@@ -139,7 +139,7 @@ def _check_scf(out: SiestaOutput, details: dict[str, Any]) -> Validation | None:
     details["unconverged_cycles"] = bad[:MAX_LISTED]
     first = bad[0]
     marker = first["marker"] or "no 'SCF cycle converged' line"
-    reason = (f"SCF not converged in {len(bad)} of {len(out.cycle_summaries)} cycle(s); "
+    reason = (f"SCF not converged in {out.n_unconverged} of {len(out.cycle_summaries)} cycle(s); "
               f"first: {first['kind']} cycle {first['index']} stopped after "
               f"{first['iterations']} iterations (max {out.max_scf_iterations}): {marker}")
     return _fail(FailureClass.SCF_NOT_CONVERGED, reason, details)
