@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from accounts import permissions as perms
 from clusters.models import METRICS, ApiKey, Cluster, Heartbeat, HeartbeatRollup, epoch_to_datetime, hash_key
+from siestaflow.lib.db import commit_without_waiting_for_disk
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +173,7 @@ def record_heartbeat(*, cluster: Cluster, payload: dict[str, Any]) -> dict[str, 
     calculations it runs. Answers what the agent must do: the ids to cancel and the
     cluster's settings. ``payload`` is the agent's body as ``HeartbeatSerializer`` shapes it.
     """
+    commit_without_waiting_for_disk()  # one every few seconds per cluster: the next one follows
     now = timezone.now()
     running = sorted(set(payload.get("running") or []))
     load = payload.get("load") or [None]

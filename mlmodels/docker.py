@@ -36,6 +36,16 @@ LABEL_MODEL = "org.siestaflow.model"
 LABEL_OWNER = "org.siestaflow.owner"
 API_TIMEOUT = 30  # seconds for one call to the engine (stop adds its own grace period)
 CONNECT_TIMEOUT = 2.0  # seconds to open a connection to a model container
+_local = threading.local()
+
+
+def _http() -> requests.Session:
+    """This thread's session: keep-alive connections to the containers, reused call after
+    call (a new TCP connection per prediction costs more than the proxy itself)."""
+    session = getattr(_local, "session", None)
+    if session is None:
+        session = _local.session = requests.Session()
+    return session
 
 
 class DockerError(Exception):
@@ -362,7 +372,7 @@ def ping(address: str, *, timeout: float = 2.0) -> Ping:
     """``GET /ping``: ok only on 200. Never raises."""
     started = time.monotonic()
     try:
-        response = requests.get(f"http://{address}/ping", timeout=(min(CONNECT_TIMEOUT, timeout), timeout))
+        response = _http().get(f"http://{address}/ping", timeout=(min(CONNECT_TIMEOUT, timeout), timeout))
     except requests.exceptions.Timeout:
         return Ping(False, None, None, f"/ping did not answer within {timeout:g} s")
     except requests.exceptions.RequestException as exc:
@@ -387,7 +397,7 @@ def invoke(address: str, body: bytes, *, content_type: str, accept: str = "", ti
     started = time.monotonic()
     deadline = started + timeout
     try:
-        response = requests.post(f"http://{address}/invocations", data=body, headers=headers, stream=True,
+        response = _http().post(f"http://{address}/invocations", data=body, headers=headers, stream=True,
                                  timeout=(min(CONNECT_TIMEOUT, timeout), timeout))
         with response:
             declared = int(response.headers.get("Content-Length") or 0)

@@ -275,6 +275,10 @@ LEASE_MAX_ATTEMPTS = env.int("LEASE_MAX_ATTEMPTS", 3, minimum=1)
 HEARTBEAT_RAW_RETENTION_DAYS = env.int("HEARTBEAT_RAW_RETENTION_DAYS", 7, minimum=1)
 HEARTBEAT_MINUTE_RETENTION_DAYS = env.int("HEARTBEAT_MINUTE_RETENTION_DAYS", 90, minimum=1)
 LOG_RETENTION_DAYS = env.int("LOG_RETENTION_DAYS", 90, minimum=1)
+# Heartbeats and prediction records commit without waiting for the disk (PostgreSQL's
+# synchronous_commit off for those transactions only): a PostgreSQL crash may lose the last
+# fraction of a second of them, never anything else. False: every commit waits for the disk.
+FAST_COMMITS = env.bool("FAST_COMMITS", True)
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", 64 * 1024 * 1024, minimum=1024)
 RESULT_MAX_BYTES = env.int("RESULT_MAX_BYTES", 8 * 1024 * 1024, minimum=1024)
 ARTIFACT_MAX_BYTES = env.int("ARTIFACT_MAX_BYTES", 4 * 1024 * 1024, minimum=1024)

@@ -5,7 +5,9 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from mlmodels import docker, services
@@ -91,6 +93,16 @@ def test_it_answers_400_when_the_image_is_gone_at_start(api_as, make_model, fake
 
 
 # --- Invocations --------------------------------------------------------------------------
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="a PostgreSQL setting")
+def test_it_records_a_prediction_without_waiting_for_the_disk(api_as, running_model, fake_docker):
+    with CaptureQueriesContext(connection) as queries:
+        assert _invoke(api_as("alice"), running_model).status_code == 200
+    sql = [q["sql"] for q in queries.captured_queries]
+    relaxed = sql.index("SET LOCAL synchronous_commit TO OFF")
+    assert sql[relaxed + 1].startswith('INSERT INTO "mlmodels_prediction"')
+    assert Prediction.objects.count() == 1
 
 
 def test_it_passes_the_body_and_content_type_through(api_as, running_model, fake_docker):
