@@ -6,7 +6,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Avg, Count, Q
+from django.db.models import Avg, Count
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -34,15 +34,22 @@ def dashboard(request):
     for cluster in clusters:
         cluster.sparks = sparks.get(cluster.pk, {})
     calcs = Calculation.objects.visible_to(request.user)
-    counts = calcs.aggregate(
-        running=Count("pk", filter=Q(state__in=ACTIVE)), queued=Count("pk", filter=Q(state__in=WAITING)),
-        failed=Count("pk", filter=Q(state=State.FAILED)))
+    counts = _counts(calcs)
     events = (CalculationEvent.objects.filter(calculation__in=calcs)
               .select_related("calculation", "actor").order_by("-created_at", "-id")[:LATEST_EVENTS])
     mine = calcs.filter(owner=request.user).select_related("cluster", "molecule")[:MY_CALCULATIONS]
     return render(request, "dashboard.html", {
         "clusters": clusters, "counts": counts, "events": events, "mine": mine,
         "can_manage_clusters": perms.can_manage_clusters(request.user)})
+
+
+def _counts(calcs) -> dict[str, int]:
+    """Running, queued and failed calculations: one GROUP BY over the state index, never a
+    scan of the succeeded ones (most of the table)."""
+    by_state = dict(calcs.filter(state__in=ACTIVE | WAITING | {State.FAILED}).order_by()
+                    .values_list("state").annotate(n=Count("pk")))
+    return {"running": sum(by_state.get(s, 0) for s in ACTIVE),
+            "queued": sum(by_state.get(s, 0) for s in WAITING), "failed": by_state.get(State.FAILED, 0)}
 
 
 def _sparklines(cluster_ids: list[int], now: datetime) -> dict[int, dict[str, dict]]:
