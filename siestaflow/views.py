@@ -6,30 +6,33 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Avg, Count
+from django.db.models import Avg, Count, F
 from django.shortcuts import render
 from django.utils import timezone
 
 from accounts import permissions as perms
 from calculations.models import Calculation, CalculationEvent
 from calculations.states import ACTIVE, WAITING, State
-from clusters.models import EpochBucket, Heartbeat
+from clusters.models import Cluster, EpochBucket, Heartbeat
 from clusters.views import clusters_with_activity
 
 SPARK_WINDOW = timedelta(hours=1)
 SPARK_STEP = 60  # seconds per sparkline point: 60 points over the hour
 SPARK_W, SPARK_H = 120, 28
 LATEST_EVENTS = 10
+DASHBOARD_CLUSTERS = 12  # the most recently heard from; the Clusters page pages through all
 MY_CALCULATIONS = 10
 
 
 @login_required
 def dashboard(request):
-    """Clusters with their last hour of CPU and memory, calculation counts, the latest
-    events and the user's own latest calculations: a fixed number of queries, however many
-    clusters and calculations there are."""
+    """The most recently heard-from clusters with their last hour of CPU and memory,
+    calculation counts, the latest events and the user's own latest calculations: a fixed
+    number of queries and a bounded page, however many clusters and calculations there are."""
     now = timezone.now()
-    clusters = list(clusters_with_activity())
+    clusters = list(clusters_with_activity().order_by(F("last_heartbeat_at").desc(nulls_last=True), "name")
+                    [:DASHBOARD_CLUSTERS])
+    cluster_total = Cluster.objects.count()
     sparks = _sparklines([c.pk for c in clusters], now)
     for cluster in clusters:
         cluster.sparks = sparks.get(cluster.pk, {})
@@ -39,7 +42,7 @@ def dashboard(request):
               .select_related("calculation", "actor").order_by("-created_at", "-id")[:LATEST_EVENTS])
     mine = calcs.filter(owner=request.user).select_related("cluster", "molecule")[:MY_CALCULATIONS]
     return render(request, "dashboard.html", {
-        "clusters": clusters, "counts": counts, "events": events, "mine": mine,
+        "clusters": clusters, "cluster_total": cluster_total, "counts": counts, "events": events, "mine": mine,
         "can_manage_clusters": perms.can_manage_clusters(request.user)})
 
 

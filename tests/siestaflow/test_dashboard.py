@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from calculations.models import Calculation, CalculationEvent
+from siestaflow.views import DASHBOARD_CLUSTERS
 from tests.factories import ClusterFactory, HeartbeatFactory
 
 
@@ -46,6 +47,17 @@ def test_it_answers_in_the_same_number_of_queries_at_5_and_50_rows(page_as, alic
     few = _queries(client)
     _fill(45, alice, bob)
     assert _queries(client) == few <= 9
+
+
+def test_it_shows_the_clusters_heard_from_last_and_links_to_all(page_as):
+    now = timezone.now()
+    for n in range(DASHBOARD_CLUSTERS + 3):
+        ClusterFactory(name=f"c{n:02d}", last_heartbeat_at=now - timedelta(minutes=n))
+    ClusterFactory(name="never")  # no heartbeat yet: last
+    html = page_as("alice").get("/").content.decode()
+    shown = re.findall(r'<a href="/clusters/\d+/">(\w+)</a>', html)
+    assert shown == [f"c{n:02d}" for n in range(DASHBOARD_CLUSTERS)]
+    assert f'<a href="/clusters/">All {DASHBOARD_CLUSTERS + 4} clusters</a>' in html
 
 
 def test_it_counts_running_queued_and_failed_calculations(page_as, alice, bob):
