@@ -182,7 +182,7 @@ class MLModelViewSet(viewsets.ModelViewSet):
         try:
             result = services.invoke(actor=request.user, model=model, body=request.body,
                                      content_type=request.content_type or "",
-                                     accept=request.META.get("HTTP_ACCEPT", ""))
+                                     accept=request.META.get("HTTP_ACCEPT", ""), fresh=True)
         except services.InvocationFailed as failed:
             body = {"detail": str(failed), "prediction": failed.prediction.pk}
             if failed.model_status:

@@ -45,6 +45,7 @@ def _http() -> requests.Session:
     session = getattr(_local, "session", None)
     if session is None:
         session = _local.session = requests.Session()
+        session.trust_env = False  # a container on this host: no proxy, no .netrc (looked up per call)
     return session
 
 

@@ -513,17 +513,20 @@ def _record(model: MLModel, actor, body: bytes, content_type: str, *, status: st
             latency_ms=reply.latency_ms if reply else latency_ms)
 
 
-def invoke(*, actor, model: MLModel, body: bytes, content_type: str, accept: str = "") -> Invocation:
+def invoke(*, actor, model: MLModel, body: bytes, content_type: str, accept: str = "",
+           fresh: bool = False) -> Invocation:
     """Forward ``body`` with its content type to the model's ``/invocations`` and record a
     Prediction. Not running: NotReady (a starting model is checked at once). Over
     MODEL_MAX_PAYLOAD_BYTES: PayloadTooLarge. The model's 4xx: InvocationFailed(400) with
     its message; its 5xx, no answer within MODEL_INVOKE_TIMEOUT, unreachable, or an answer
-    over the limit: InvocationFailed(502)."""
+    over the limit: InvocationFailed(502). ``fresh``: the caller has just read ``model`` (it is
+    not read again)."""
     _check_user(actor)
     limit = settings.MODEL_MAX_PAYLOAD_BYTES
     if len(body) > limit:
         raise PayloadTooLarge(f"The body is {len(body)} bytes; models take at most {limit}.")
-    model = _fresh(model)
+    if not fresh:
+        model = _fresh(model)
     if model.state == State.STARTING:
         model = check_ready(model_id=model.pk) or model
     if model.state != State.RUNNING:
