@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import time
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 
@@ -19,6 +22,7 @@ from calculations.serializers import (
     AgentEventSerializer,
     AgentLogsSerializer,
     AgentPendingSerializer,
+    AgentReportsSerializer,
     AgentResultsSerializer,
     ClaimRequestSerializer,
 )
@@ -99,36 +103,72 @@ class ClaimView(AgentView):
         return Response({"calculations": [spec(c) for c in calcs]})
 
 
-class EventsView(AgentView):
+def _event(calc: Calculation, body, cluster) -> tuple[int, dict]:
+    form = AgentEventSerializer(data=body)
+    form.is_valid(raise_exception=True)
+    data = form.validated_data
+    try:
+        answer = ingest.record_event(calc=calc, seq=data["seq"], state=data["state"], step=data["step"],
+                                     reason=data["reason"], failure_class=data["failure_class"] or "",
+                                     progress=data["progress"])
+    except (IllegalTransition, StaleState) as exc:
+        raise Conflict(str(exc)) from exc
+    return status.HTTP_200_OK, answer
+
+
+def _logs(calc: Calculation, body, cluster) -> tuple[int, dict]:
+    form = AgentLogsSerializer(data=body)
+    form.is_valid(raise_exception=True)
+    return status.HTTP_200_OK, {"accepted": ingest.store_logs(cluster=cluster, calc=calc,
+                                                              lines=form.validated_data["lines"])}
+
+
+def _results(calc: Calculation, body, cluster) -> tuple[int, dict]:
+    form = AgentResultsSerializer(data=body)
+    form.is_valid(raise_exception=True)
+    result = ingest.store_results(calc=calc, **form.validated_data)
+    return status.HTTP_201_CREATED, {"id": result.pk, "acknowledged": True}
+
+
+REPORTS = {"event": _event, "logs": _logs, "results": _results}
+"""What an agent reports about a calculation: the body each takes is that of its own route."""
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The calculation is in another state."
+
+
+class ReportView(AgentView):
+    """One kind of report about one calculation (``REPORTS``)."""
+
+    kind = ""
+
+    def post(self, request, pk):
+        code, answer = REPORTS[self.kind](self.calculation(pk), request.data, self.cluster)
+        return Response(answer, status=code)
+
+
+class EventsView(ReportView):
     """A state change (or progress) of a calculation, once per sequence number."""
+
+    kind = "event"
 
     @extend_schema(request=AgentEventSerializer, responses={200: inline_serializer(
         "EventAnswer", fields={"duplicate": serializers.BooleanField(), "state": serializers.CharField()})})
     def post(self, request, pk):
-        calc = self.calculation(pk)
-        form = AgentEventSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        data = form.validated_data
-        try:
-            answer = ingest.record_event(calc=calc, seq=data["seq"], state=data["state"], step=data["step"],
-                                         reason=data["reason"], failure_class=data["failure_class"] or "",
-                                         progress=data["progress"])
-        except (IllegalTransition, StaleState) as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        return Response(answer)
+        return super().post(request, pk)
 
 
-class LogsView(AgentView):
+class LogsView(ReportView):
     """A batch of log lines; each line is stored once per sequence number."""
+
+    kind = "logs"
 
     @extend_schema(request=AgentLogsSerializer, responses={200: inline_serializer(
         "LogsAnswer", fields={"accepted": serializers.IntegerField()})})
     def post(self, request, pk):
-        calc = self.calculation(pk)
-        form = AgentLogsSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        return Response({"accepted": ingest.store_logs(cluster=self.cluster, calc=calc,
-                                                       lines=form.validated_data["lines"])})
+        return super().post(request, pk)
 
 
 class AgentLogsView(AgentView):
@@ -143,17 +183,40 @@ class AgentLogsView(AgentView):
                                                        lines=form.validated_data["lines"])})
 
 
-class ResultsView(AgentView):
+class ResultsView(ReportView):
     """Extracted data, analysis results and small artifacts of a step (or of the chain)."""
+
+    kind = "results"
 
     @extend_schema(request=AgentResultsSerializer, responses={201: inline_serializer(
         "ResultsAnswer", fields={"id": serializers.IntegerField(), "acknowledged": serializers.BooleanField()})})
     def post(self, request, pk):
-        calc = self.calculation(pk)
-        form = AgentResultsSerializer(data=request.data)
+        return super().post(request, pk)
+
+
+class ReportsView(AgentView):
+    """Several reports in order, in one request and one transaction (one commit, not one per
+    report): each is applied in a savepoint and answered as its own route would answer it,
+    so a refused report (400, 404, 409) changes nothing and leaves the others applied."""
+
+    @extend_schema(request=AgentReportsSerializer, responses={200: inline_serializer(
+        "ReportsAnswer", fields={"answers": serializers.ListField(child=serializers.DictField())})})
+    def post(self, request):
+        form = AgentReportsSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        result = ingest.store_results(calc=calc, **form.validated_data)
-        return Response({"id": result.pk, "acknowledged": True}, status=status.HTTP_201_CREATED)
+        with transaction.atomic():
+            answers = [self._apply(report) for report in form.validated_data["reports"]]
+        return Response({"answers": answers})
+
+    def _apply(self, report: dict) -> dict:
+        try:
+            with transaction.atomic():
+                calc = self.calculation(report["calculation"])
+                code, answer = REPORTS[report["kind"]](calc, report["body"], self.cluster)
+        except (APIException, DjangoValidationError, Http404) as exc:
+            refused = self.get_exception_handler()(exc, self.get_exception_handler_context())
+            return {"status": refused.status_code, "body": refused.data}
+        return {"status": code, "body": answer}
 
 
 class FileView(AgentView):

@@ -20,6 +20,8 @@ from molecules.models import Molecule, Pseudopotential
 
 #: The largest value a PositiveIntegerField holds on every database (PostgreSQL's integer).
 MAX_POSITIVE = 2**31 - 1
+#: Reports an agent may send in one request to ``reports/``.
+MAX_REPORTS = 200
 
 
 class ChainSerializer(serializers.Serializer):
@@ -200,3 +202,11 @@ class AgentResultsSerializer(serializers.Serializer):
     data = serializers.DictField(required=False, allow_null=True, default=None)
     analyses = AgentAnalysisSerializer(many=True, required=False, default=list)
     artifacts = AgentArtifactSerializer(many=True, required=False, default=list)
+class AgentReportSerializer(serializers.Serializer):
+    calculation = serializers.IntegerField(min_value=1, max_value=MAX_POSITIVE)
+    kind = serializers.ChoiceField(choices=["event", "logs", "results"])
+    body = serializers.DictField(help_text="The body of the kind's own route (events/, logs/, results/).")
+
+
+class AgentReportsSerializer(serializers.Serializer):
+    reports = AgentReportSerializer(many=True, allow_empty=False, max_length=MAX_REPORTS)

@@ -97,6 +97,12 @@ class Client:
         """``POST calculations/{id}/results/`` (safe to replay: ``(step, key)`` is replaced)."""
         return self._json("POST", f"calculations/{int(calc_id)}/results/", json=result)
 
+    def post_reports(self, reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``POST reports/``: several events, log batches and results (``{"calculation",
+        "kind", "body"}``) in one request and one transaction on the server. Answers one
+        ``{"status", "body"}`` per report, in order (safe to replay, as each route is)."""
+        return self._json("POST", "reports/", json={"reports": reports}).get("answers", [])
+
     def download_file(self, url: str, dest: Path, sha256: str | None = None) -> str:
         """Stream the file at ``url`` (a path on this server) to ``dest``; return its SHA-256.
 

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 EVENT, LOG, RESULT = "event", "log", "result"
 PENDING, DELIVERED, REJECTED = "pending", "delivered", "rejected"
 MAX_LOG_BATCH = 200
+MAX_REPORTS = 200  # reports per request to reports/ (the server's limit)
+MAX_REPORT_BYTES = 1 << 20  # a larger report (a big result) goes alone: the server caps a request's size
 MAX_SERVER_ERRORS = 20  # a request that makes the server fail this often is given up
 
 _SCHEMA = """
@@ -173,26 +175,60 @@ class Outbox:
     def flush(self, client: Client, *, limit: int = 1000) -> int:
         """Deliver pending entries in order; return how many were delivered.
 
+        Several reports go in one request to ``reports/`` (one transaction on the server).
         A transient failure or a rejected key stops the flush (the server is unreachable
         for everyone). A 4xx answer rejects that entry for good (logged; later entries go on).
         A 5xx answer skips the rest of that calculation this time, so its order is kept.
+        When the server refuses a whole request (an older server without ``reports/``, or a
+        report that makes it fail), that request's reports are sent one by one instead.
         """
-        delivered, stuck = 0, set()
-        for batch in self._batches(limit):
+        delivered: list[int] = []  # entries delivered, request by request
+        stuck: set[int] = set()
+        try:
+            for chunk in _chunks(list(self._batches(limit))):
+                self._deliver(client, [b for b in chunk if b.calc_id not in stuck], stuck, delivered)
+        except (TransientError, AuthError) as exc:
+            log.warning("outbox: server unavailable, %d report(s) wait: %s", len(self.pending()), exc)
+        return sum(delivered)
+
+    def _deliver(self, client: Client, batches: list[_Batch], stuck: set[int], delivered: list[int]) -> None:
+        """Send ``batches`` in one request (one by one if the server refuses the request, and
+        a lone one to its own route)."""
+        answers = None
+        if len(batches) > 1:
+            try:
+                answers = client.post_reports([_report(b) for b in batches])
+            except (TransientError, AuthError):
+                raise
+            except ApiError as exc:
+                log.info("outbox: reports/ refused (%s): sending %d report(s) one by one", exc, len(batches))
+        if answers is None or len(answers) != len(batches):
+            for batch in batches:
+                if batch.calc_id not in stuck:
+                    self._deliver_one(client, batch, stuck, delivered)
+            return
+        for batch, answer in zip(batches, answers, strict=True):
+            code, body = int(answer.get("status", 0)), answer.get("body") or {}
             if batch.calc_id in stuck:
                 continue
-            try:
-                response = _send(client, batch)
-            except (TransientError, AuthError) as exc:
-                log.warning("outbox: server unavailable, %d report(s) wait: %s", len(self.pending()), exc)
-                return delivered
-            except ApiError as exc:
-                if self._failed(batch, exc):
-                    stuck.add(batch.calc_id)
-                continue
-            self._mark(batch.entries, DELIVERED, response)
-            delivered += len(batch.entries)
-        return delivered
+            if 200 <= code < 300:
+                self._mark(batch.entries, DELIVERED, body)
+                delivered.append(len(batch.entries))
+            elif self._failed(batch, ApiError(f"{batch.kind}: {code} {body.get('detail', '')}", status=code,
+                                              detail=str(body.get("detail", "")), errors=body.get("errors"))):
+                stuck.add(batch.calc_id)
+
+    def _deliver_one(self, client: Client, batch: _Batch, stuck: set[int], delivered: list[int]) -> None:
+        try:
+            response = _send(client, batch)
+        except (TransientError, AuthError):
+            raise
+        except ApiError as exc:
+            if self._failed(batch, exc):
+                stuck.add(batch.calc_id)
+            return
+        self._mark(batch.entries, DELIVERED, response)
+        delivered.append(len(batch.entries))
 
     def _batches(self, limit: int) -> Iterator[_Batch]:
         """Pending entries grouped into requests; log lines of one run merge into one request."""
@@ -243,6 +279,29 @@ class Outbox:
             cursor = db.execute("DELETE FROM entries WHERE status != 'pending' AND created < ?",
                                 (time.time() - older_than,))
             return cursor.rowcount
+
+
+def _report(batch: _Batch) -> dict[str, Any]:
+    """``batch`` as one report of ``reports/`` (the body its own route takes)."""
+    first = batch.entries[0]
+    kind = {EVENT: "event", LOG: "logs", RESULT: "results"}[batch.kind]
+    body = {"lines": [e.body for e in batch.entries]} if batch.kind == LOG else first.body
+    return {"calculation": first.calc_id, "kind": kind, "body": body}
+
+
+def _chunks(batches: list[_Batch]) -> Iterator[list[_Batch]]:
+    """Consecutive batches, at most MAX_REPORTS and about MAX_REPORT_BYTES per request."""
+    chunk: list[_Batch] = []
+    size = 0
+    for batch in batches:
+        weight = sum(len(json.dumps(e.body)) for e in batch.entries)
+        if chunk and (len(chunk) == MAX_REPORTS or size + weight > MAX_REPORT_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(batch)
+        size += weight
+    if chunk:
+        yield chunk
 
 
 def _send(client: Client, batch: _Batch) -> Any:

@@ -2,7 +2,8 @@
 
 A real HTTP server (``http.server`` in a thread) that follows the contract: API-key
 authentication (401), calculations of other clusters (404), heartbeat with cancel ids and
-settings, ``GET calculations/?processed=false``, atomic claim with long polling, events with
+settings, ``GET calculations/?processed=false``, atomic claim with long polling, ``reports/``
+(several reports in one request, each answered as its route answers it), events with
 ``seq`` replay detection (a high-water mark per attempt, as the server keeps it) and the
 server's transition table (409), logs stored once per
 ``(calculation, attempt, seq)``, results replaced per ``(step, key)`` (413 above a size),
@@ -51,6 +52,7 @@ class FakeAgentApi:
         self.logs: dict[int, dict[int, dict[str, Any]]] = {}
         self.results: dict[tuple[int, int | None, str], dict[str, Any]] = {}
         self.requests: list[tuple[str, str, int]] = []
+        self.batches: list[int] = []  # the number of reports of each reports/ request
         self.cancel_ids: set[int] = set()
         self.settings = {"enabled": True, "heartbeat_interval": 10, "max_concurrent": 4}
         self.mode: str | None = None  # None | "503"
@@ -171,6 +173,25 @@ class FakeAgentApi:
         self.results[key] = body
         return 201, {"id": len(self.results), "acknowledged": True}
 
+    def reports(self, body: dict[str, Any]) -> tuple[int, Any]:
+        """Each report answered as its own route answers it, in order."""
+        reports = body.get("reports")
+        if not isinstance(reports, list) or not reports:
+            return 400, {"detail": "Invalid request: see errors.", "errors": {"reports": ["required"]}}
+        self.batches.append(len(reports))
+        answers = []
+        for report in reports:
+            calc = self.calcs.get(report.get("calculation"))
+            if calc is None or calc["cluster"] != "mine":
+                code, answer = 404, {"detail": "Not found."}
+            elif report.get("kind") == "results":
+                code, answer = self.result(calc, report["body"], len(json.dumps(report["body"])))
+            else:
+                handler = {"event": self.event, "logs": self.log_lines}[report["kind"]]
+                code, answer = handler(calc, report["body"])
+            answers.append({"status": code, "body": answer})
+        return 200, {"answers": answers}
+
     def _queued(self) -> list[dict[str, Any]]:
         return [c for c in self.calcs.values() if c["state"] == "queued" and c["cluster"] == "mine"]
 
@@ -217,6 +238,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return api.pending()
             if (method, rest) == ("POST", "claim/"):
                 return api.claim(body)
+            if (method, rest) == ("POST", "reports/"):
+                return api.reports(body)
             match = re.fullmatch(r"calculations/(\d+)/(events|logs|results)/|calculations/(\d+)/files/([^/]+)", rest)
             calc_id = int(match.group(1) or match.group(3)) if match else None
             calc = api.calcs.get(calc_id)

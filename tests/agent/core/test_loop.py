@@ -38,6 +38,7 @@ def test_it_claims_runs_reports_in_order_and_cleans_up_after_the_ack(api, make_a
     assert (folder / "results.json").exists() and (folder / "stdout.txt").exists()
     assert any("freed 65536 bytes" in m for m in api.log_messages(1))
     assert len(runs_of(tmp_path)) == 1
+    assert api.batches and max(api.batches) > 1  # several reports of a tick went in one request
 
 
 def test_raw_files_stay_until_the_server_acknowledged_the_results(api, make_agent, tmp_path):

@@ -5,17 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from siestaflow_agent import outbox
 from siestaflow_agent.client import ApiError, AuthError, TransientError
 from siestaflow_agent.outbox import DELIVERED, PENDING, REJECTED, Outbox
 
 
 class RecordingClient:
-    """Records what the outbox sends; ``fail`` maps a call number (1-based) to an exception."""
+    """Records what the outbox sends one report at a time; ``fail`` maps a call number
+    (1-based) to an exception. Its ``reports/`` answers 404, as a server older than that
+    route: the outbox falls back to one request per report."""
 
     def __init__(self, fail: dict[int, Exception] | None = None) -> None:
         self.sent: list[tuple[str, int, Any]] = []
         self.fail = fail or {}
         self.calls = 0
+        self.batch_calls = 0
+
+    def post_reports(self, reports):
+        self.batch_calls += 1
+        raise ApiError("POST reports/: 404 Not found.", status=404, detail="Not found.")
 
     def _call(self, kind: str, calc_id: int, body: Any) -> dict[str, Any]:
         self.calls += 1
@@ -56,6 +64,7 @@ def test_it_delivers_in_write_order_and_batches_consecutive_log_lines(path):
     box.add_result(1, 1, {"step": 0, "key": "extracted", "data": {}})
     client = RecordingClient()
     assert box.flush(client) == 5
+    assert client.batch_calls == 1  # tried reports/ first
     assert [kind for kind, _, _ in client.sent] == ["event", "logs", "event", "result"]
     assert [line["message"] for line in client.sent[1][2]] == ["a", "b"]
     assert [line["seq"] for line in client.sent[1][2]] == [1, 2]
@@ -132,3 +141,88 @@ def test_discard_rejects_the_pending_entries_of_a_stale_attempt(path):
     box.flush(client)
     assert box.status(stale.id) == REJECTED and box.status(current.id) == DELIVERED
     assert len(client.sent) == 1
+
+
+class BatchingClient:
+    """A server with ``reports/``: records each request's reports and answers each report
+    with the status ``statuses`` gives for its number (1-based, over all reports; 200 when
+    not given), or raises ``fail`` for a request number."""
+
+    def __init__(self, statuses: dict[int, int] | None = None, fail: dict[int, Exception] | None = None) -> None:
+        self.requests: list[list[dict[str, Any]]] = []
+        self.statuses = statuses or {}
+        self.fail = fail or {}
+        self.reports = 0
+
+    def post_reports(self, reports):
+        if len(self.requests) + 1 in self.fail:
+            self.requests.append([])
+            raise self.fail[len(self.requests)]
+        self.requests.append(reports)
+        answers = []
+        for _ in reports:
+            self.reports += 1
+            code = self.statuses.get(self.reports, 200)
+            answers.append({"status": code, "body": {"detail": "refused"} if code >= 400 else {"ok": True}})
+        return answers
+
+    def _single(self, calc_id, body):  # a lone report goes to its own route
+        self.requests.append([{"calculation": calc_id, "body": body}])
+        return {"ok": True}
+
+    post_event = post_logs = post_results = _single
+
+
+def test_it_sends_the_pending_reports_in_one_request_in_write_order(path):
+    box = Outbox(path)
+    box.add_event(1, 1, {"state": "running"})
+    box.add_log(1, 1, "a")
+    box.add_log(1, 1, "b")
+    box.add_event(2, 1, {"state": "running"})
+    box.add_result(1, 1, {"step": 0, "key": "extracted", "data": {}})
+    client = BatchingClient()
+    assert box.flush(client) == 5 and box.pending() == []
+    (reports,) = client.requests
+    assert [(r["calculation"], r["kind"]) for r in reports] == [(1, "event"), (1, "logs"), (2, "event"),
+                                                                (1, "results")]
+    assert [line["message"] for line in reports[1]["body"]["lines"]] == ["a", "b"]
+    assert reports[0]["body"]["seq"] == 1 and reports[0]["body"]["state"] == "running"
+
+
+def test_a_refused_report_in_a_batch_is_rejected_alone(path):
+    box = Outbox(path)
+    bad = box.add_event(1, 1, {"state": "nonsense"})
+    good = box.add_event(1, 1, {"state": "running"})
+    assert box.flush(BatchingClient(statuses={1: 409})) == 1
+    assert (box.status(bad.id), box.status(good.id)) == (REJECTED, DELIVERED)
+
+
+def test_a_server_error_on_a_report_holds_back_the_rest_of_that_calculation(path):
+    box = Outbox(path)
+    box.add_event(1, 1, {"state": "running"})
+    held = box.add_event(1, 1, {"state": "validating"})
+    other = box.add_event(2, 1, {"state": "running"})
+    assert box.flush(BatchingClient(statuses={1: 500})) == 1
+    assert (box.status(held.id), box.status(other.id)) == (PENDING, DELIVERED)
+    assert [e.body["seq"] for e in box.pending(1, 1)] == [1, 2]
+
+
+def test_a_transient_failure_of_a_batch_keeps_every_report_pending(path):
+    box = Outbox(path)
+    for state in ("running", "validating"):
+        box.add_event(1, 1, {"state": state})
+    client = BatchingClient(fail={1: TransientError("503", status=503)})
+    assert box.flush(client) == 0 and len(box.pending()) == 2
+    assert box.flush(client) == 2 and box.pending() == []
+
+
+def test_it_splits_batches_by_count_and_sends_a_large_report_alone(path, monkeypatch):
+    monkeypatch.setattr(outbox, "MAX_REPORTS", 3)
+    box = Outbox(path)
+    for n in range(5):
+        box.add_event(n + 1, 1, {"state": "running"})
+    box.add_result(9, 1, {"step": 0, "key": "extracted", "data": {"blob": "x" * outbox.MAX_REPORT_BYTES}})
+    box.add_event(10, 1, {"state": "running"})
+    client = BatchingClient()
+    assert box.flush(client) == 7
+    assert [len(r) for r in client.requests] == [3, 2, 1, 1]
