@@ -53,10 +53,7 @@ def calculation_list(request):
     for name, label in FILTER_LABELS.items():
         filters.form.fields[name].label = label
     page = Paginator(filters.qs, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    return render(request, "calculations/calculation_list.html", {
-        "filter": filters, "page": page, "query": query.urlencode()})
+    return render(request, "calculations/calculation_list.html", {"filter": filters, "page": page})
 
 
 # --- detail -------------------------------------------------------------------------------------
@@ -380,10 +377,8 @@ def analyses(request):
     valid = filters.is_valid()
     page = Paginator(filters.qs if valid else calcs.none(), PAGE_SIZE).get_page(request.GET.get("page"))
     names = compare.analysis_names([c.pk for c in page])
-    query = request.GET.copy()
-    query.pop("page", None)
     return render(request, "calculations/analyses.html", {
-        "filter": filters, "page": page, "query": query.urlencode(), "max_compared": compare.MAX_COMPARED,
+        "filter": filters, "page": page, "max_compared": compare.MAX_COMPARED,
         "rows": [(c, names.get(c.pk, [])) for c in page]}, status=200 if valid else 400)
 
 

@@ -2,11 +2,16 @@
 configuration, then the agent's first heartbeat shown as it arrives."""
 
 import re
+from datetime import timedelta
 
 import pytest
+import requests
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from clusters.models import Cluster
+from tests.clusters.conftest import PAYLOAD
+from tests.factories import ClusterFactory, HeartbeatFactory
 
 pytestmark = pytest.mark.browser
 
@@ -55,3 +60,41 @@ def test_it_shows_the_agents_first_heartbeat_after_adding_a_cluster(page_of, liv
     page.reload()
     expect(page.get_by_label("Key")).to_have_count(0)  # shown once only
     expect(page.get_by_text("This key was shown once")).to_be_visible()
+
+
+def test_it_shows_the_first_heartbeat_in_the_browser_without_a_reload(page_of, live_server):
+    tab = page_of("root")
+    tab.goto("/clusters/")
+    tab.get_by_role("link", name="Add a cluster").click()
+    tab.get_by_label("Name", exact=True).fill("hpc9")
+    tab.get_by_role("button", name="Add the cluster").click()
+    expect(tab).to_have_url(re.compile(r"/clusters/\d+/key/$"))
+    key = tab.get_by_label("Key", exact=True).input_value()
+    assert key.startswith("sfk_") and key not in tab.url
+    status = tab.locator("#agent-status")
+    expect(status).to_contain_text("No heartbeat yet")
+    tab.evaluate("window.stillTheSamePage = true")  # gone if the page reloads
+    answer = requests.post(live_server.url + "/api/agent/v1/heartbeat/", json=PAYLOAD,
+                           headers={"Authorization": f"Api-Key {key}"}, timeout=10)
+    assert answer.status_code == 200
+    expect(status).to_contain_text("The agent is online (version 0.1.0)")
+    assert tab.evaluate("window.stillTheSamePage") is True
+    tab.reload()
+    expect(tab.get_by_label("Key", exact=True)).to_have_count(0)
+    expect(tab.get_by_text("shown once and is not shown again")).to_be_visible()
+
+
+def test_it_draws_the_resource_graphs_and_switches_windows(page_of):
+    cluster = ClusterFactory(name="hpc1")
+    for minutes in (30, 20, 10, 1):
+        HeartbeatFactory(cluster=cluster, time=timezone.now() - timedelta(minutes=minutes), cpu_percent=minutes)
+    tab = page_of("alice")
+    tab.goto(f"/clusters/{cluster.pk}/")
+    charts = tab.locator("[data-charts]")
+    expect(charts.locator("svg[role=img]")).to_have_count(3)
+    expect(charts.locator("path.chart-line")).to_have_count(3)
+    expect(charts.locator("figcaption").first).to_have_text("CPU — latest 1 %")
+    expect(tab.locator("[data-chart-status]")).to_contain_text("(raw)")
+    tab.get_by_label("last week").check()
+    expect(tab.locator("[data-chart-status]")).to_contain_text("(minute)")
+    expect(charts.locator("path.chart-line")).to_have_count(3)

@@ -1,10 +1,13 @@
 """The dashboard: clusters online or offline, calculation counts, the user's own calculations."""
 
+import re
+
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
 from calculations import ingest, services
+from calculations.models import Calculation
 from calculations.states import State
 from tests.factories import ClusterFactory, HeartbeatFactory, MoleculeFactory
 
@@ -49,3 +52,20 @@ def test_it_shows_clusters_counts_and_my_calculations(page_of, world):
     expect(page.get_by_role("heading", level=1)).to_have_text("Calculations")
     expect(page.get_by_role("link", name="bob's water")).to_be_visible()
     expect(page.get_by_role("link", name="alice's water")).to_have_count(0)
+
+
+def test_it_keeps_itself_current_without_a_reload(page_of, alice):
+    cluster = ClusterFactory(name="hpc1")
+    tab = page_of("alice")
+    tab.clock.install()
+    tab.goto("/")
+    counts = tab.get_by_role("region", name="Calculations")
+    expect(counts).to_contain_text("0 failed")
+    tab.evaluate("window.stillTheSamePage = true")
+    Calculation.objects.create(name="calc failed", owner=alice, cluster=cluster, engine="command",
+                               inputs_hash="failed", state="failed")
+    tab.clock.fast_forward(31_000)
+    expect(counts).to_contain_text("1 failed")
+    expect(tab.get_by_role("link", name="hpc1", exact=True)).to_be_visible()
+    expect(tab.get_by_role("row", name=re.compile("calc .* Failed hpc1"))).to_be_visible()  # under My calculations
+    assert tab.evaluate("window.stillTheSamePage") is True

@@ -9,6 +9,9 @@ from molecules.models import Molecule
 
 pytestmark = pytest.mark.browser
 
+WATER_XYZ_TEXT = "3\nwater from xyz\nO 0 0 0\nH 0.757 0.586 0\nH -0.757 0.586 0\n"
+BROKEN_XYZ_TEXT = "3\nbroken\nO 0 0 0\nH 0.757 zero 0\nH -0.757 0.586 0\n"
+
 WATER_XYZ = b"""3
 water from a lab notebook
 O   0.000000  -0.065564   0.000000
@@ -50,3 +53,20 @@ def test_it_asks_for_the_format_of_pasted_text_and_keeps_it(page_of):
     page.get_by_label("Format").select_option("xyz")
     page.get_by_role("button", name="Import").click()
     expect(page.get_by_role("status")).to_contain_text("imported: H2O")
+
+
+def test_it_imports_a_pasted_structure_after_fixing_a_typo(page_of):
+    tab = page_of("alice")
+    tab.goto("/molecules/")
+    tab.get_by_role("link", name="Import a molecule").click()
+    text = tab.get_by_label("Or paste the structure")
+    text.fill(BROKEN_XYZ_TEXT)
+    tab.get_by_label("Format").select_option("xyz")
+    tab.get_by_role("button", name="Import").click()
+    expect(tab.locator(".field.invalid")).to_contain_text("Not valid xyz")
+    expect(text).to_have_value(BROKEN_XYZ_TEXT)
+    text.fill(WATER_XYZ_TEXT)
+    tab.get_by_role("button", name="Import").click()
+    expect(tab.get_by_role("heading", level=1)).to_contain_text("water from xyz")
+    expect(tab.locator("svg.structure circle")).to_have_count(3)
+    assert Molecule.objects.get().formula == "H2O"

@@ -4,7 +4,6 @@ the user's own calculations, in a fixed number of queries."""
 import re
 from datetime import timedelta
 
-import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -107,39 +106,3 @@ def test_it_shows_honest_empty_states(page_as):
     assert "No clusters yet" in html and "No events yet" in html and "no calculations yet" in html
     assert "Add one" not in html
     assert "Add one" in page_as("root").get("/").content.decode()
-
-
-# --- in a real browser ----------------------------------------------------------------------
-
-from tests.browser import conftest as browser_tests  # noqa: E402
-
-try:  # without playwright the browser test below skips (tests/browser/conftest.py), the rest run
-    from playwright.sync_api import expect
-except ImportError:
-    expect = None
-
-open_page, page, page_of = browser_tests.open_page, browser_tests.page, browser_tests.page_of  # fixtures
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """tests/browser's Chromium, closed with this module: its package scope would keep it
-    open past this package, and Playwright allows one per thread."""
-    yield from browser_tests.browser._get_wrapped_function()()
-
-
-@pytest.mark.browser
-def test_it_keeps_itself_current_without_a_reload(page_of, alice):
-    cluster = ClusterFactory(name="hpc1")
-    tab = page_of("alice")
-    tab.clock.install()
-    tab.goto("/")
-    counts = tab.get_by_role("region", name="Calculations")
-    expect(counts).to_contain_text("0 failed")
-    tab.evaluate("window.stillTheSamePage = true")
-    _calc(cluster, alice, "failed")
-    tab.clock.fast_forward(31_000)
-    expect(counts).to_contain_text("1 failed")
-    expect(tab.get_by_role("link", name="hpc1", exact=True)).to_be_visible()
-    expect(tab.get_by_role("row", name=re.compile("calc .* Failed hpc1"))).to_be_visible()  # under My calculations
-    assert tab.evaluate("window.stillTheSamePage") is True
