@@ -16,11 +16,12 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from calculations import validation
 from calculations.models import CHAIN_LEVEL, AnalysisResult, Artifact, Calculation, LogLine, Result
-from calculations.services import IllegalTransition, StaleState, transition
+from calculations.services import IllegalTransition, StaleState, transition, transition_many
 from calculations.states import ACTIVE, AGENT_REPORTABLE, State
 
 log = logging.getLogger(__name__)
@@ -53,14 +54,12 @@ def claim(*, cluster, max_count: int) -> list[Calculation]:
         candidates = Calculation.objects.claimable_by(cluster)
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        claimed = []
-        for calc in candidates[:limit]:
-            try:
-                transition(calc, State.CLAIMED, by_agent=True, reason="claimed by the agent",
-                           processed=True, lease_expires_at=_lease_until(), current_step=calc.start_step)
-            except StaleState:
-                continue
-            claimed.append(calc)
+        claimed = list(candidates[:limit])
+        try:  # one UPDATE and one INSERT for all: the rows are locked (or SQLite is)
+            transition_many(claimed, State.CLAIMED, by_agent=True, reason="claimed by the agent",
+                            processed=True, lease_expires_at=_lease_until(), current_step=F("start_step"))
+        except StaleState:
+            return []  # not on these databases; the agent simply claims again
     return claimed
 
 

@@ -35,6 +35,14 @@ def notify_event(event_id: int) -> int:
     return sent
 
 
+@shared_task(autoretry_for=(SMTPException, AnymailAPIError, ConnectionError, TimeoutError),
+             retry_backoff=True, retry_backoff_max=600, retry_jitter=True, max_retries=8)
+def notify_events(event_ids: list[int]) -> int:
+    """``notify_event`` for each of several events (one message for a batch of transitions,
+    e.g. a claim). A retry skips the events already notified."""
+    return sum(notify_event(event_id) for event_id in event_ids)
+
+
 @shared_task
 def expire_leases() -> int:
     """Lose (and requeue) calculations whose agent went silent past the lease."""
