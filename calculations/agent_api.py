@@ -26,7 +26,7 @@ from calculations.serializers import (
     AgentResultsSerializer,
     ClaimRequestSerializer,
 )
-from calculations.services import IllegalTransition, StaleState
+from calculations.services import IllegalTransition, StaleState, notifications_batched
 from clusters.agent_api import AgentView as ClusterAgentView
 
 CLAIM_POLL_SECONDS = 0.2
@@ -204,7 +204,7 @@ class ReportsView(AgentView):
     def post(self, request):
         form = AgentReportsSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        with transaction.atomic():
+        with notifications_batched(), transaction.atomic():  # one message, after the commit
             answers = [self._apply(report) for report in form.validated_data["reports"]]
         return Response({"answers": answers})
 

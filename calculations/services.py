@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
@@ -64,8 +67,37 @@ def transition(calc: Calculation, to: State, *, actor=None, by_agent: bool = Fal
             calculation=calc, attempt=calc.attempt, seq=seq, from_state=source, to_state=to, step=step,
             actor=actor if getattr(actor, "pk", None) else None, by_agent=by_agent, reason=reason,
             failure_class=failure_class, data=data or {})
-        transaction.on_commit(lambda: _enqueue_notification(event.pk))
+        _notify_after_commit([event.pk])
     return event
+
+
+_batched: ContextVar[list[int] | None] = ContextVar("batched_notifications", default=None)
+
+
+@contextmanager
+def notifications_batched() -> Iterator[None]:
+    """The notifications of every transition made inside, as one message enqueued when the
+    block ends without an error. Wrap it around the transaction (``with
+    notifications_batched(), transaction.atomic():``) so the message goes after the commit.
+    An event rolled back meanwhile (a savepoint) is simply not found by the task."""
+    bucket: list[int] = []
+    token = _batched.set(bucket)
+    try:
+        yield
+    finally:
+        _batched.reset(token)
+    if bucket:
+        _enqueue_notifications(bucket)
+
+
+def _notify_after_commit(event_ids: list[int]) -> None:
+    bucket = _batched.get()
+    if bucket is not None:
+        bucket.extend(event_ids)
+    elif len(event_ids) == 1:
+        transaction.on_commit(lambda: _enqueue_notification(event_ids[0]))
+    else:
+        transaction.on_commit(lambda: _enqueue_notifications(event_ids))
 
 
 def transition_many(calcs: list[Calculation], to: State, *, by_agent: bool = False, reason: str = "",
@@ -97,8 +129,7 @@ def transition_many(calcs: list[Calculation], to: State, *, by_agent: bool = Fal
         events = CalculationEvent.objects.bulk_create([
             CalculationEvent(calculation=calc, attempt=calc.attempt, from_state=source, to_state=to,
                              by_agent=by_agent, reason=reason) for calc in calcs])
-        event_ids = [event.pk for event in events]
-        transaction.on_commit(lambda: _enqueue_notifications(event_ids))
+        _notify_after_commit([event.pk for event in events])
     fresh = {row["pk"]: row for row in Calculation.objects.filter(pk__in=ids).values("pk", *updates)}
     for calc in calcs:
         for name in updates:

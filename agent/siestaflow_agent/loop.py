@@ -83,9 +83,11 @@ class Agent:
         runs = self.state.open_runs()
         log.info("agent %s started in %s; re-attaching to %d run(s)", __version__, self.config.work_dir, len(runs))
         self.outbox.prune()
-        self.tick()
-        while not self.stop.wait(self.config.poll_interval):
-            self.tick()
+        busy = self.tick()
+        # After a round that moved something on (a run finished and freed its slot, a step
+        # ended), the next round starts at once; only a round with nothing to do waits.
+        while not self.stop.wait(0 if busy else self.config.poll_interval):
+            busy = self.tick()
         self.outbox.flush(self.client)
         log.info("agent stopped; %d report(s) wait in the outbox", len(self.outbox.pending()))
         self.close()
@@ -95,8 +97,10 @@ class Agent:
         self.outbox.close()
         self.state.close()
 
-    def tick(self) -> None:
-        """One round: deliver, heartbeat when due, claim, advance every run, deliver, tidy."""
+    def tick(self) -> bool:
+        """One round: deliver, heartbeat when due, claim, advance every run, deliver, tidy.
+        True when it moved something on: a run claimed, closed, or past a phase or step."""
+        before = self._marks()
         self.outbox.flush(self.client)
         if time.monotonic() - self._last_heartbeat >= self.heartbeat_interval:
             self.heartbeat()
@@ -107,6 +111,11 @@ class Agent:
         self.outbox.flush(self.client)
         for run in self.state.open_runs():
             self.tidy(run)
+        return self._marks() != before
+
+    def _marks(self) -> list[tuple]:
+        """Where every open run stands (what ``tick`` compares to tell progress)."""
+        return [(r.calc_id, r.attempt, r.step, r.phase, r.final) for r in self.state.open_runs()]
 
     # -- the server ---------------------------------------------------------------------
 

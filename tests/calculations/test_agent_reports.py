@@ -95,3 +95,35 @@ def test_it_takes_only_a_cluster_key(claimed, alice):
     assert api_client_for(alice).post(REPORTS, body, format="json").status_code in (401, 403)
     claimed.refresh_from_db()
     assert claimed.state == State.CLAIMED
+
+
+@pytest.fixture
+def enqueued(monkeypatch):
+    """The event ids of every notification message enqueued, message by message."""
+    from calculations import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.notify_events, "delay", lambda ids: sent.append(list(ids)))
+    monkeypatch.setattr(tasks.notify_event, "delay", lambda event_id: sent.append([event_id]))
+    return sent
+
+
+def test_it_enqueues_one_notification_message_for_the_batch(claimed, agent_client, enqueued):
+    claim_events = set(CalculationEvent.objects.values_list("pk", flat=True))
+    agent_client.post(REPORTS, {"reports": _run(claimed.pk)}, format="json")
+    (ids,) = enqueued
+    assert set(ids) == set(CalculationEvent.objects.values_list("pk", flat=True)) - claim_events
+    assert len(ids) == 4  # running, validating, extracting, succeeded
+
+
+def test_a_failed_batch_enqueues_nothing(claimed, enqueued):
+    from django.db import transaction
+
+    from calculations.services import notifications_batched, transition
+
+    claimed.refresh_from_db()
+    with pytest.raises(RuntimeError), notifications_batched(), transaction.atomic():
+        transition(claimed, State.RUNNING, by_agent=True)
+        raise RuntimeError("the request fails after the transition")
+    claimed.refresh_from_db()
+    assert enqueued == [] and claimed.state == State.CLAIMED

@@ -278,3 +278,14 @@ def test_cleanup_spares_carry_files_until_the_next_step_copied_them(make_agent, 
     assert not (folder / "scratch.bin").exists()
     assert (folder / "state.restart").exists() is restart_kept
     assert (folder / "extracted.json").exists()  # the agent's own record, whatever the policy
+
+
+def test_a_round_says_whether_it_moved_anything_on(api, make_agent, tmp_path):
+    agent = make_agent()
+    assert agent.tick() is False  # nothing to do: the loop waits poll_interval before the next round
+    api.add_calculation(toy_spec(1, tmp_path, sleep=0.6))
+    assert agent.tick() is True  # claimed and submitted
+    assert agent.tick() is False  # the job still runs: nothing moved, so the loop waits
+    tick_until(agent, lambda: api.state_of(1) == "succeeded")
+    progress = [agent.tick() for _ in range(5)]
+    assert not agent.state.open_runs() and progress[-1] is False  # closed, then idle again
