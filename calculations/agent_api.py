@@ -204,14 +204,20 @@ class ReportsView(AgentView):
     def post(self, request):
         form = AgentReportsSerializer(data=request.data)
         form.is_valid(raise_exception=True)
+        reports = form.validated_data["reports"]
+        # One lookup for the batch: logs and results use the row's id and attempt, and an
+        # event reads its row again, locked.
+        calcs = ingest.for_cluster(self.cluster).in_bulk({r["calculation"] for r in reports})
         with notifications_batched(), transaction.atomic():  # one message, after the commit
-            answers = [self._apply(report) for report in form.validated_data["reports"]]
+            answers = [self._apply(report, calcs) for report in reports]
         return Response({"answers": answers})
 
-    def _apply(self, report: dict) -> dict:
+    def _apply(self, report: dict, calcs: dict[int, Calculation]) -> dict:
         try:
             with transaction.atomic():
-                calc = self.calculation(report["calculation"])
+                calc = calcs.get(report["calculation"])
+                if calc is None:
+                    raise Http404("No such calculation on this cluster.")
                 code, answer = REPORTS[report["kind"]](calc, report["body"], self.cluster)
         except (APIException, DjangoValidationError, Http404) as exc:
             refused = self.get_exception_handler()(exc, self.get_exception_handler_context())
