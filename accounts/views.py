@@ -9,6 +9,7 @@ from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm, SetPasswordForm
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -17,14 +18,16 @@ from accounts import services
 from accounts.forms import ProfileForm, UserCreationForm
 from accounts.models import User
 
+USERS_PER_PAGE = 50
+
 
 @login_required
 def user_list(request):
     if not perms.can_view_users(request.user):
         return redirect("user-detail", pk=request.user.pk)
-    users = User.objects.order_by("username")
+    page = Paginator(User.objects.order_by("username", "pk"), USERS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "accounts/user_list.html", {
-        "users": users, "can_create": perms.can_create_users(request.user)})
+        "users": page, "page": page, "can_create": perms.can_create_users(request.user)})
 
 
 @perms.require(perms.can_create_users)
@@ -39,7 +42,7 @@ def user_create(request):
         if user:
             messages.success(request, f"User {user.username} created.")
             return redirect("user-detail", pk=user.pk)
-    return render(request, "accounts/user_form.html", {"form": form})
+    return render(request, "accounts/user_form.html", {"form": form}, status=400 if request.method == "POST" else 200)
 
 
 def _render_detail(request, target, *, profile=None, password=None, status=200):

@@ -23,6 +23,7 @@ from calculations import validation
 from calculations.models import CHAIN_LEVEL, AnalysisResult, Artifact, Calculation, LogLine, Result
 from calculations.services import IllegalTransition, StaleState, transition, transition_many
 from calculations.states import ACTIVE, AGENT_REPORTABLE, State
+from clusters.models import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,13 @@ def claim(*, cluster, max_count: int) -> list[Calculation]:
     """Atomically claim up to ``max_count`` queued calculations of ``cluster`` in priority
     order, within the cluster's cap. No calculation is ever handed out twice: on PostgreSQL
     rows are locked with ``FOR UPDATE SKIP LOCKED``; SQLite takes the write lock at BEGIN
-    (``transaction_mode=IMMEDIATE``), so claimers run one after another."""
+    (``transaction_mode=IMMEDIATE``), so claimers run one after another. The cap holds under
+    concurrent claims: the cluster's row is locked while the room is counted and taken, so
+    the claimers of one cluster count one after another (a few milliseconds each)."""
     if not cluster.enabled or max_count < 1:
         return []
     with transaction.atomic():
+        Cluster.objects.select_for_update().filter(pk=cluster.pk).values_list("pk").first()
         room = cluster.max_concurrent - for_cluster(cluster).filter(state__in=ACTIVE).count()
         limit = min(max_count, room)
         if limit < 1:

@@ -54,12 +54,13 @@ def molecule_detail(request, pk):
     """A molecule: its structure seen from a chosen side, exports, and its calculations."""
     molecule = get_object_or_404(Molecule.objects.visible_to(request.user).with_list_relations(), pk=pk)
     view = request.GET.get("view") if request.GET.get("view") in VIEWS else "tilted"
-    calcs = list(Calculation.objects.visible_to(request.user).filter(molecule=molecule)
-                 .select_related("owner", "cluster"))
-    columns, rows = key_results(calcs)
+    calcs = (Calculation.objects.visible_to(request.user).filter(molecule=molecule)
+             .select_related("owner", "cluster").order_by("-created_at", "-pk"))
+    page = Paginator(calcs, PAGE_SIZE).get_page(request.GET.get("page"))  # a page of them side by side
+    columns, rows = key_results(list(page))
     return render(request, "molecules/molecule_detail.html", {
         "molecule": molecule, "svg": structure_svg(molecule, VIEWS[view]), "view": view, "views": VIEWS,
-        "columns": columns, "rows": rows})
+        "columns": columns, "rows": rows, "page": page})
 
 
 @perms.require(perms.can_use_science)

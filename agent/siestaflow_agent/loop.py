@@ -157,7 +157,7 @@ class Agent:
         room = self.max_concurrent - len(active)
         if not self.enabled or room <= 0 or self.stop.is_set():
             return
-        wait = self.config.claim_wait if not active and not self.outbox.pending() else 0
+        wait = self.claim_wait() if not active and not self.outbox.pending() else 0
         try:
             specs = self.client.claim(room, wait)
         except ApiError as exc:
@@ -165,6 +165,12 @@ class Agent:
             return
         for spec in specs:
             self.accept(spec)
+
+    def claim_wait(self) -> int:
+        """How long an idle agent's claim may wait for work: ``claim_wait``, but never past
+        its next heartbeat (a long poll must not make the cluster look offline)."""
+        due = self._last_heartbeat + self.heartbeat_interval - time.monotonic()
+        return max(0, min(self.config.claim_wait, int(due))) if math.isfinite(due) else 0
 
     def accept(self, spec: dict[str, Any]) -> Run | None:
         """Record a claimed calculation, unless this very attempt is already ours."""

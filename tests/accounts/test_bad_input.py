@@ -74,7 +74,7 @@ def test_it_keeps_what_was_typed_when_the_new_user_form_has_an_error(page_as, al
     page = page_as("root").post("/users/new/", {
         "username": "dave", "email": alice.email, "role": "user",
         "password1": PASSWORD, "password2": PASSWORD})
-    assert page.status_code == 200
+    assert page.status_code == 400
     html = page.content.decode()
     assert 'value="dave"' in html
     assert "already exists" in html

@@ -55,3 +55,25 @@ def test_it_refuses_a_blocked_users_access_token(client, alice, url):
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
     response = api.get(url) if url != "/api/me/password/" else api.post(url, {}, format="json")
     assert response.status_code == 401, response.content
+
+
+def test_it_lists_users_a_page_at_a_time_in_constant_queries(page_as):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.views import USERS_PER_PAGE
+    from tests.factories import UserFactory
+
+    client = page_as("root")
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/users/").status_code == 200
+        return len(captured)
+
+    few = queries()
+    UserFactory.create_batch(USERS_PER_PAGE + 5)
+    assert queries() == few
+    html = client.get("/users/").content.decode()
+    assert html.count('<td><a href="/users/') == USERS_PER_PAGE and "Page 1 of 2" in html
+    assert client.get("/users/?page=2").status_code == 200

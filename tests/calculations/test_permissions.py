@@ -52,6 +52,8 @@ API = [
     ("post", f"{AGENT}/calculations/{{queued}}/logs/", {"lines": [{"message": "x"}]}, (401, 403, 403, 403)),
     ("post", f"{AGENT}/calculations/{{queued}}/results/", {"step": 0, "data": {}}, (401, 403, 403, 403)),
     ("get", f"{AGENT}/calculations/{{queued}}/files/O.psf", None, (401, 403, 403, 403)),
+    ("post", f"{AGENT}/reports/", {"reports": [{"calculation": 1, "kind": "event", "body": {"seq": 1}}]},
+     (401, 403, 403, 403)),
 ]
 AGENT_ROUTES = [(m, u, b) for m, u, b, _ in API if u.startswith(AGENT)] + [
     ("post", f"{AGENT}/heartbeat/", {"agent_version": "1"})]

@@ -173,7 +173,22 @@ def test_it_shows_every_calculation_with_key_results_side_by_side(page_as, alice
     assert cells == {"run 0": ["-465.1", "-4.5", "—"], "run 1": ["-466.25", "-4.5", "—"], "run 2": ["—", "—", "—"],
                      "run 3": ["-2070.5", "—", "12.25"]}  # SIESTA's and PySCF's names in the same columns
     assert "elsewhere" not in table
-    assert len(queries) <= 7
+    assert len(queries) <= 8
+
+
+def test_it_pages_through_a_molecules_calculations_newest_first(page_as, alice, molecule):
+    from molecules.views import PAGE_SIZE
+
+    cluster = ClusterFactory(name="hpc1")
+    Calculation.objects.bulk_create([
+        Calculation(name=f"run {n:03d}", owner=alice, cluster=cluster, molecule=molecule, engine="siesta",
+                    inputs_hash=str(n)) for n in range(PAGE_SIZE + 3)])
+    client = page_as("alice")
+    first = client.get(f"/molecules/{molecule.pk}/").content.decode()
+    second = client.get(f"/molecules/{molecule.pk}/?page=2").content.decode()
+    names = lambda html: re.findall(r"run (\d{3})", html)  # noqa: E731 - a one-line helper
+    assert len(names(first)) == PAGE_SIZE and len(names(second)) == 3
+    assert names(first)[0] == f"{PAGE_SIZE + 2:03d}" and "Page 1 of 2" in first  # newest first
 
 
 # --- import, edit, delete ---------------------------------------------------------------------

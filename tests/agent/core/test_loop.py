@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 
@@ -289,3 +290,15 @@ def test_a_round_says_whether_it_moved_anything_on(api, make_agent, tmp_path):
     tick_until(agent, lambda: api.state_of(1) == "succeeded")
     progress = [agent.tick() for _ in range(5)]
     assert not agent.state.open_runs() and progress[-1] is False  # closed, then idle again
+
+
+def test_an_idle_agents_long_poll_never_outlasts_its_next_heartbeat(api, make_agent):
+    agent = make_agent()
+    agent.tick()  # heartbeat sent, nothing to claim
+    agent.heartbeat_interval = 5
+    agent.config = dataclasses.replace(agent.config, claim_wait=20)
+    assert 3 <= agent.claim_wait() <= 5
+    agent._last_heartbeat -= 4.5  # the next heartbeat is due in half a second
+    assert agent.claim_wait() == 0
+    agent.heartbeat_interval = 60
+    assert agent.claim_wait() == 20  # capped by claim_wait
