@@ -70,3 +70,13 @@ def test_it_thins_to_the_cap_and_always_keeps_the_latest(n):
         assert all(i % record.stride == 0 for i in kept[:-1])
     if n > 8:
         assert record.stride > 1 and len(kept) >= 4  # still spread over the whole run
+
+
+def test_it_reads_an_unchanged_output_once_for_validation_and_extraction(tmp_path):
+    out = tmp_path / "sih.out"
+    out.write_bytes((DATA / "sih_cg_relax_v4.1" / "sih.out").read_bytes())
+    first = parse_stdout(out)
+    assert parse_stdout(out) is first  # the same parse, not a second pass
+    with out.open("a") as handle:
+        handle.write("\\n")  # the file changed: parsed again
+    assert parse_stdout(out) is not first

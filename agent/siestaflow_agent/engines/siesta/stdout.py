@@ -41,10 +41,24 @@ def open_text(path: str | os.PathLike[str]) -> IO[str]:
     return open(path, encoding="utf-8", errors="replace", newline="\n")
 
 
+_last_parsed: tuple[tuple[str, int, int], SiestaOutput] | None = None
+
+
 def parse_stdout(path: str | os.PathLike[str]) -> SiestaOutput:
-    """Parse a SIESTA/TranSIESTA stdout file in one pass."""
+    """Parse a SIESTA/TranSIESTA stdout file in one pass.
+
+    The last file parsed is remembered while it is unchanged (same path, size and
+    modification time), so a step's validation and extraction read a large output once.
+    Treat the answer as read-only."""
+    global _last_parsed
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+    if _last_parsed is not None and _last_parsed[0] == key:
+        return _last_parsed[1]
     with open_text(path) as handle:
-        return parse_lines(handle)
+        out = parse_lines(handle)
+    _last_parsed = (key, out)
+    return out
 
 
 def parse_lines(lines: Iterable[str]) -> SiestaOutput:
