@@ -97,7 +97,7 @@ def record_event(*, calc: Calculation, seq: int, state: str, step: int | None = 
         if step is not None:
             updates["current_step"] = step
         if progress is not None:
-            updates["progress"] = progress
+            updates["progress"] = with_trend(calc.progress, progress)
         if state == calc.state:
             Calculation.objects.filter(pk=calc.pk).update(**updates, updated_at=timezone.now())
             return {"duplicate": False, "state": state}
@@ -109,6 +109,27 @@ def record_event(*, calc: Calculation, seq: int, state: str, step: int | None = 
         transition(calc, State(state), by_agent=True, seq=seq, step=step, reason=reason,
                    failure_class=failure_class, **updates)
     return {"duplicate": False, "state": state}
+
+
+TREND_POINTS = 60
+"""SCF energies kept for the running step's trend (the calculation page draws them)."""
+
+
+def with_trend(previous: dict | None, progress: dict) -> dict:
+    """``progress`` plus ``trend``: ``[iteration, energy]`` of the SCF cycle running now,
+    newest last, at most TREND_POINTS. A new step, geometry step or cycle (the iteration
+    goes back) starts it again; the same iteration reported twice counts once."""
+    previous = previous or {}
+    trend = [list(point) for point in previous.get("trend") or []]
+    same_cycle = all(previous.get(key) == progress.get(key) for key in ("step", "geometry_step"))
+    iteration, energy = progress.get("scf_iteration"), progress.get("energy")
+    if not same_cycle or (trend and isinstance(iteration, int) and iteration < trend[-1][0]):
+        trend = []
+    if isinstance(iteration, int) and isinstance(energy, int | float) and not isinstance(energy, bool):
+        if trend and trend[-1][0] == iteration:
+            trend.pop()
+        trend.append([iteration, energy])
+    return {**progress, "trend": trend[-TREND_POINTS:]}
 
 
 # --- logs and results -------------------------------------------------------------------

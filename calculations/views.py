@@ -64,6 +64,7 @@ def progress_data(calc: Calculation) -> dict:
     return {"id": calc.pk, "state": calc.state, "state_display": calc.get_state_display(),
             "terminal": calc.is_terminal, "step": calc.current_step + 1, "steps": calc.step_count,
             "progress": calc.progress or {}, "cancel_requested": calc.cancel_requested,
+            "trend_points": reports.polyline([e for _i, e in (calc.progress or {}).get("trend") or []]),
             "updated_at": calc.updated_at.isoformat()}
 
 

@@ -2,6 +2,11 @@
 
 Every reader names the variable in its error, so a bad value stops start-up with a message
 an operator can act on. ``NAME_FILE`` is honoured for secrets (Docker/systemd credentials).
+
+django-environ parses the database URL (``Env.db_url_config``). The scalars are read here
+rather than with ``environ.Env``: django-environ 0.14 reads any unknown boolean (``DEBUG=flase``)
+as False without a word and raises an unnamed ``ValueError`` for a bad integer, and a bad
+value must stop start-up with the variable's name.
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ def test_it_applies_events_in_order_and_ignores_replays(claimed, agent_client):
     progress = event(agent_client, calc.pk, 2, "running", progress={"scf_iteration": 7, "energy": -465.1})
     assert progress.status_code == 200
     calc.refresh_from_db()
-    assert calc.progress == {"scf_iteration": 7, "energy": -465.1} and calc.agent_seq == 2
+    assert calc.progress == {"scf_iteration": 7, "energy": -465.1, "trend": [[7, -465.1]]} and calc.agent_seq == 2
     assert calc.events.filter(to_state="running").count() == 1
 
 
@@ -148,3 +148,27 @@ def test_it_refuses_malformed_event_payloads(claimed, agent_client):
         response = agent_client.post(f"{BASE}/calculations/{calc.pk}/events/", body, format="json")
         assert response.status_code == 400
     assert Calculation.objects.get(pk=calc.pk).agent_seq == 0
+
+
+def test_it_keeps_the_energy_trend_of_the_running_scf_cycle(claimed, agent_client):
+    calc, _ = claimed
+    event(agent_client, calc.pk, 1, "running", step=0)
+    for seq, (geometry, iteration, energy) in enumerate(
+            [(0, 1, -460.0), (0, 2, -463.5), (0, 2, -463.6), (0, 3, -465.1), (1, 1, -464.9), (1, 2, -465.2)], 2):
+        progress = {"step": 0, "geometry_step": geometry, "scf_iteration": iteration, "energy": energy}
+        assert event(agent_client, calc.pk, seq, "running", progress=progress).status_code == 200
+        calc.refresh_from_db()
+        if (geometry, iteration) == (0, 3):
+            assert calc.progress["trend"] == [[1, -460.0], [2, -463.6], [3, -465.1]]  # iteration 2 once
+    assert calc.progress["trend"] == [[1, -464.9], [2, -465.2]]  # a new geometry step starts it again
+
+
+def test_it_bounds_the_trend():
+    from calculations.ingest import TREND_POINTS, with_trend
+
+    progress = {}
+    for iteration in range(1, TREND_POINTS + 20):
+        progress = with_trend(progress, {"scf_iteration": iteration, "energy": -float(iteration)})
+    assert len(progress["trend"]) == TREND_POINTS and progress["trend"][-1] == [TREND_POINTS + 19, -TREND_POINTS - 19.0]
+    assert with_trend(progress, {"scf_iteration": 1, "energy": 0.5})["trend"] == [[1, 0.5]]  # a new cycle
+    assert with_trend(None, {"energy": True})["trend"] == []  # not a number: nothing drawn

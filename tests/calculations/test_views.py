@@ -155,6 +155,15 @@ def test_it_shows_the_live_progress_of_a_running_siesta(page_as, calc):
     assert '<dd data-live="progress.scf_iteration">7</dd>' in page
 
 
+def test_it_draws_the_energy_trend_from_the_first_load(page_as, calc):
+    run(calc, State.RUNNING)
+    Calculation.objects.filter(pk=calc.pk).update(progress={  # as three progress events leave it
+        "scf_iteration": 3, "energy": -465.0, "trend": [[1, -460.0], [2, -464.0], [3, -465.0]]})
+    page = html(page_as("bob").get(f"/calculations/{calc.pk}/"))
+    points = re.search(r'id="energy-trend".*?points="([^"]*)"', page, re.S).group(1).split()
+    assert points == ["0.0,0.0", "150.0,48.0", "300.0,60.0"]  # highest energy at the top
+
+
 def test_it_says_why_a_calculation_is_not_running(page_as, calc):
     page = html(page_as("alice").get(f"/calculations/{calc.pk}/"))
     assert "Why isn't it running?" in page and "is offline (never heard from)" in page

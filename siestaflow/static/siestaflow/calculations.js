@@ -75,7 +75,10 @@
       });
       var p = data.progress || {};
       var key = [data.step, p.geometry_step, p.scf_iteration].join("/");
-      if (typeof p.energy === "number" && key !== lastKey) {
+      if (Array.isArray(p.trend)) {  // the server keeps the running cycle's energies
+        energies = p.trend.map(function (point) { return point[1]; });
+        if (trend) { drawTrend(trend, energies); }
+      } else if (typeof p.energy === "number" && key !== lastKey) {
         lastKey = key;
         energies.push(p.energy);
         if (energies.length > MAX_TREND) { energies.shift(); }
