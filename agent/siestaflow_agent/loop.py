@@ -239,22 +239,38 @@ class Agent:
         stepdir = self.workspace.new_step_dir(run.calc_id, run.attempt, k)
         self.workspace.copy_in(inputs, stepdir)
         if k > run.start_step:
-            self._carry(run, engine, stepdir)
+            self._carry(run, engine, stepdir, self.workspace.step_dir(run.calc_id, run.attempt, k - 1))
+        elif k > 0 and (run.spec.get("chain") or {}).get("carry"):
+            self._carry_into_resumed(run, engine, stepdir)
         engine.prepare(self.step_spec(run, k), stepdir)
         run.data.setdefault("staged", []).append(k)
         run.phase = Phase.SUBMIT.value
         self.state.save(run)
         return True
 
-    def _carry(self, run: Run, engine: Engine, stepdir: Path) -> None:
+    def _carry_into_resumed(self, run: Run, engine: Engine, stepdir: Path) -> None:
+        """A chain resumed at step k > 0: the chain's files of step k - 1 from the latest
+        earlier attempt in this work folder that completed that step (the agent keeps them
+        until the chain succeeds). Without one the step starts from scratch, and says so."""
+        k, latest = run.step, run.spec.get("resume_from_attempt") or run.attempt - 1
+        for attempt in range(int(latest), 0, -1):
+            previous = self.workspace.step_dir(run.calc_id, attempt, k - 1)
+            if (previous / EXTRACTED_FILE).is_file():
+                self._carry(run, engine, stepdir, previous)
+                return
+        self.log(run, f"resumed at step {k + 1} without the files of step {k}: no earlier attempt in this "
+                      "work folder completed it, so the step starts from scratch", level="WARNING")
+
+    def _carry(self, run: Run, engine: Engine, stepdir: Path, previous: Path) -> None:
         carry = list((run.spec.get("chain") or {}).get("carry") or [])
-        previous = self.workspace.step_dir(run.calc_id, run.attempt, run.step - 1)
         files = engine.next_step_files(previous, carry)
         if carry and not files:
             raise FileNotFoundError(f"no file of step {run.step} matches the carry patterns {carry}")
         manifest = self.workspace.carry(previous, stepdir, files)
         listed = ", ".join(f"{name} ({info['sha256'][:12]})" for name, info in manifest.items())
-        self.log(run, f"step {run.step + 1}: carried {len(manifest)} file(s) from step {run.step}: {listed}")
+        origin = f"step {run.step}" + ("" if previous.parent.name == f"attempt-{run.attempt}"
+                                       else f" of {previous.parent.name.replace('-', ' ')}")
+        self.log(run, f"step {run.step + 1}: carried {len(manifest)} file(s) from {origin}: {listed}")
 
     def _submit(self, run: Run) -> bool:
         """Hand the step to the executor (or adopt the job a crash left without a record)."""
@@ -384,21 +400,47 @@ class Agent:
                 if key != "chain" and int(key) not in run.data.get("cleaned", []):
                     if self.outbox.status(entry_id) == DELIVERED:
                         self._clean_step(run, int(key))
+        results = (run.data.get("results") or {}).values()
+        if (self.config.cleanup.enabled and run.final == "succeeded" and run.data.get("carry_kept")
+                and all(self.outbox.status(entry_id) == DELIVERED for entry_id in results)):
+            self._clean_carried(run)
         if run.final and not self.outbox.pending(run.calc_id, run.attempt):
             run.closed = True
             self.state.save(run)
 
     def _clean_step(self, run: Run, k: int) -> None:
-        """Delete step ``k``'s raw files, sparing carry files a later step has not copied yet."""
-        policy, stepdir = self.config.cleanup, self.step_path(run, k)
+        """Delete step ``k``'s raw files. Its carry files stay until the chain succeeds: the
+        next step needs them, and so does a resume of the chain after a later step failed."""
         carry = (run.spec.get("chain") or {}).get("carry") or []
-        spare = [*AGENT_FILES, *(carry if k + 1 < run.step_count and (k + 1) not in run.data.get("staged", []) else [])]
-        files, freed = cleanup(stepdir, self.engine(run).raw_files(stepdir), patterns=policy.patterns,
-                               size_threshold=policy.size_threshold, keep=policy.keep, spare=spare)
+        keep_carry = bool(carry) and k + 1 < run.step_count and run.final != "succeeded"
+        files, freed = self._clean(run, k, spare=carry if keep_carry else [])
         run.data.setdefault("cleaned", []).append(k)
-        run.data["freed"] = run.data.get("freed", 0) + freed
+        if keep_carry:
+            run.data.setdefault("carry_kept", []).append(k)
         self.state.save(run)
-        self.log(run, f"cleanup of step {k + 1}: deleted {files} file(s), freed {freed} bytes ({human(freed)})")
+        self.log(run, f"cleanup of step {k + 1}: deleted {files} file(s), freed {freed} bytes ({human(freed)})"
+                      + (f"; its files for the next step ({' '.join(carry)}) stay until the chain succeeds"
+                         if keep_carry else ""))
+
+    def _clean_carried(self, run: Run) -> None:
+        """The chain succeeded: the carry files kept for a resume, by this attempt and by the
+        earlier ones it resumed, go the way of the rest."""
+        files = freed = 0
+        earlier = [self.state.get(run.calc_id, attempt) for attempt in range(1, run.attempt)]
+        for owner in [r for r in earlier if r is not None and r.data.get("carry_kept")] + [run]:
+            for k in owner.data.pop("carry_kept", []):
+                deleted, size = self._clean(owner, k, spare=[])
+                files, freed = files + deleted, freed + size
+            self.state.save(owner)
+        self.log(run, f"chain succeeded: deleted {files} file(s) kept for the next steps, freed {freed} bytes "
+                      f"({human(freed)})")
+
+    def _clean(self, run: Run, k: int, *, spare: list[str]) -> tuple[int, int]:
+        policy, stepdir = self.config.cleanup, self.step_path(run, k)
+        files, freed = cleanup(stepdir, self.engine(run).raw_files(stepdir), patterns=policy.patterns,
+                               size_threshold=policy.size_threshold, keep=policy.keep, spare=[*AGENT_FILES, *spare])
+        run.data["freed"] = run.data.get("freed", 0) + freed
+        return files, freed
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ PROGRAM = textwrap.dedent('''
     for i in range(1, 4):
         print(f"iter {i} E = {-x * i:.3f}", flush=True)
         time.sleep(float(values["sleep"]) / 3)
-    if values["fail"] == "yes":
+    if values["fail"] in ("yes", f"step-{values['step']}"):
         print("ERROR: did not converge", flush=True)
         sys.exit(3)
     open("scratch.bin", "wb").write(b"0" * 65536)

@@ -266,19 +266,50 @@ def test_a_refused_result_is_never_acknowledged_so_nothing_is_deleted(api, make_
     assert (step_dir(agent, 1, 0) / "scratch.bin").exists()
 
 
-@pytest.mark.parametrize(("staged", "restart_kept"), [([0], True), ([0, 1], False)])
-def test_cleanup_spares_carry_files_until_the_next_step_copied_them(make_agent, tmp_path, staged, restart_kept):
+@pytest.mark.parametrize(("final", "restart_kept"), [(None, True), ("failed", True), ("succeeded", False)])
+def test_cleanup_keeps_carry_files_until_the_chain_succeeds(make_agent, tmp_path, final, restart_kept):
     agent = make_agent(cleanup={"patterns": ["*.restart", "*.json"], "keep": []})
     run = agent.accept(toy_spec(1, tmp_path, values=[0, 1], carry=["*.restart"]))
     folder = agent.workspace.new_step_dir(1, 1, 0)
     (folder / "program.json").write_text(json.dumps({"program": "toy"}))
     for name in ("state.restart", "scratch.bin", "extracted.json"):
         (folder / name).write_text("x")
-    run.data["staged"] = staged
+    run.data["staged"], run.final = [0, 1], final
     agent._clean_step(run, 0)
     assert not (folder / "scratch.bin").exists()
     assert (folder / "state.restart").exists() is restart_kept
     assert (folder / "extracted.json").exists()  # the agent's own record, whatever the policy
+
+
+def test_a_chain_resumed_at_the_failed_step_gets_the_files_of_the_step_before(api, make_agent, tmp_path):
+    api.add_calculation(toy_spec(1, tmp_path, values=[0, 1, 2], carry=["*.restart"], fail="step-1"))
+    agent = make_agent(cleanup={"patterns": ["*.restart", "*.bin"], "keep": []})
+    run_to_end(agent, api, 1)
+    assert api.state_of(1) == "failed" and api.events[1][-1]["step"] == 1
+    assert (step_dir(agent, 1, 0) / "state.restart").exists()  # kept: the chain may be resumed
+    # the user resumes: a new attempt from step 1 (what the server hands out after resume)
+    api.add_calculation(toy_spec(1, tmp_path, values=[0, 1, 2], carry=["*.restart"], attempt=2, start_step=1,
+                                 resume_from_attempt=1))
+    run_to_end(agent, api, 1)
+    assert api.state_of(1) == "succeeded"
+    assert [api.results[(1, k, "extracted")]["data"]["carried"] for k in (1, 2)] == [
+        "restart of step 0", "restart of step 1"]
+    manifest = json.loads((step_dir(agent, 1, 1, attempt=2) / "carried.json").read_text())
+    assert manifest["state.restart"]["from"] == "step-0"
+    logged = [e.body["message"] for e in agent.outbox.entries(1, 2, "log")]
+    assert any("carried 1 file(s) from step 1 of attempt 1" in m for m in logged)
+    # the chain succeeded and every result was acknowledged: the kept files are gone too
+    assert not (step_dir(agent, 1, 0) / "state.restart").exists()
+    assert not (step_dir(agent, 1, 1, attempt=2) / "state.restart").exists()
+
+
+def test_a_resumed_step_without_an_earlier_attempt_here_starts_from_scratch(api, make_agent, tmp_path):
+    api.add_calculation(toy_spec(1, tmp_path, values=[0, 1], carry=["*.restart"], attempt=3, start_step=1,
+                                 resume_from_attempt=2))
+    agent = make_agent()
+    run_to_end(agent, api, 1)
+    assert api.state_of(1) == "succeeded" and api.results[(1, 1, "extracted")]["data"]["carried"] is None
+    assert any("starts from scratch" in e.body["message"] for e in agent.outbox.entries(1, 3, "log"))
 
 
 def test_a_round_says_whether_it_moved_anything_on(api, make_agent, tmp_path):
