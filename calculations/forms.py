@@ -82,10 +82,13 @@ class CalculationForm(forms.Form):
         choices=[(a.id, a.title) for a in catalogue.ANALYSES], required=False, widget=AnalysisCheckboxes,
         help_text="Checking an analysis checks what it needs; unchecking one unchecks what needs it.")
     chain_parameter = forms.CharField(label="Chain parameter", required=False, max_length=100,
-                                      help_text="Leave empty for a single step, e.g. TS.Voltage.")
+                                      help_text="Leave empty for a single step; an fdf key, e.g. TS.Voltage, "
+                                                "or rotation (the molecule turned by each value, in degrees).")
     chain_unit = forms.CharField(label="Unit", required=False, max_length=20)
     chain_values = forms.CharField(label="Values", required=False,
                                    help_text="Separated by spaces or commas, e.g. 0 0.1 0.2.")
+    chain_axis = forms.CharField(label="Rotation axis", required=False, max_length=60,
+                                 help_text="A rotation chain only: x, y, z (the default) or three numbers.")
     chain_carry = forms.CharField(label="Files handed to the next step", required=False,
                                   help_text="Patterns separated by spaces, e.g. *.DM *.TSDE.")
     priority = forms.IntegerField(initial=0, min_value=-1000, max_value=1000)
@@ -109,7 +112,8 @@ class CalculationForm(forms.Form):
                 "pseudopotentials": [p.pk for p in calc.pseudopotentials.all()], "analyses": calc.analyses,
                 "chain_parameter": chain.get("parameter", ""), "chain_unit": chain.get("unit", ""),
                 "chain_values": " ".join(str(v) for v in chain.get("values", [])),
-                "chain_carry": " ".join(chain.get("carry", []))}
+                "chain_carry": " ".join(chain.get("carry", [])),
+                "chain_axis": " ".join(map(str, a)) if isinstance(a := chain.get("axis", ""), list) else a}
 
     def clean_fdf_file(self):
         upload = self.cleaned_data.get("fdf_file")
@@ -140,8 +144,12 @@ class CalculationForm(forms.Form):
         parameter, values = data.get("chain_parameter", "").strip(), split(data.get("chain_values"))
         if not parameter and not values:
             return None
-        return {"parameter": parameter, "unit": data.get("chain_unit", ""),
-                "values": [_value(v) for v in values], "carry": split(data.get("chain_carry"))}
+        chain = {"parameter": parameter, "unit": data.get("chain_unit", ""),
+                 "values": [_value(v) for v in values], "carry": split(data.get("chain_carry"))}
+        axis = split(data.get("chain_axis"))
+        if axis:
+            chain["axis"] = axis[0] if len(axis) == 1 else [_value(v) for v in axis]
+        return chain
 
     def _check_analyses(self, data) -> None:
         """The shared validator, here too, so a missing dependency shows with the other errors."""

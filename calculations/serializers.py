@@ -29,6 +29,8 @@ class ChainSerializer(serializers.Serializer):
     unit = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
     values = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
     carry = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list)
+    axis = serializers.JSONField(required=False, help_text='A rotation chain\'s axis: "x", "y", "z" (default) '
+                                                           "or a vector [x, y, z].")
 
 
 class ConfigSerializer(serializers.Serializer):

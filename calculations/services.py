@@ -171,6 +171,8 @@ def _validated_inputs(*, cluster, engine, config, molecule, pseudopotentials, an
     elif engine == "pyscf" and structure is None:
         raise ValidationError({"molecule": "A PySCF calculation needs a molecule."})
     chain = validation.check_chain(chain)
+    if chain and chain["parameter"] == validation.ROTATION and structure is None:
+        raise ValidationError({"molecule": "A rotation chain turns the molecule: choose one."})
     analyses = validation.check_analyses(list(analyses or []), chain=chain, engine=engine)
     return {"structure": structure, "chain": chain, "analyses": analyses}
 

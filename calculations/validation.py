@@ -83,7 +83,27 @@ def check_chain(chain: dict | None) -> dict | None:
     carry = chain.get("carry") or []
     if not isinstance(carry, list) or not all(isinstance(c, str) and "/" not in c and ".." not in c for c in carry):
         raise ValidationError({"chain": "carry is a list of file patterns without folders (e.g. *.DM)."})
-    return {"parameter": parameter, "unit": str(chain.get("unit") or ""), "values": values, "carry": carry}
+    checked = {"parameter": parameter, "unit": str(chain.get("unit") or ""), "values": values, "carry": carry}
+    if parameter == ROTATION:
+        checked.update(_rotation(chain, values))
+    return checked
+
+
+ROTATION = "rotation"
+"""The chain parameter that turns the molecule instead of setting an fdf key: its values are
+angles in degrees about ``axis`` (``x``, ``y``, ``z`` or a vector; ``z`` when left out),
+through the structure's centroid (the agent applies it to each step's geometry)."""
+
+
+def _rotation(chain: dict, values: list) -> dict:
+    if not all(isinstance(v, int | float) for v in values):
+        raise ValidationError({"chain": "A rotation chain's values are angles in degrees (numbers)."})
+    axis = chain.get("axis", "z")
+    vector = isinstance(axis, list) and len(axis) == 3 and all(
+        isinstance(c, int | float) and not isinstance(c, bool) and math.isfinite(c) for c in axis)
+    if not (axis in ("x", "y", "z") or (vector and any(axis))):
+        raise ValidationError({"chain": "A rotation chain's axis is x, y, z or a non-zero vector [x, y, z]."})
+    return {"axis": axis, "unit": "deg"}
 
 
 def check_analyses(ids: list[str], *, chain: dict | None, engine: str) -> list[str]:

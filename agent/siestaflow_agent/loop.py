@@ -34,6 +34,7 @@ from siestaflow_agent import __version__, engines
 from siestaflow_agent.client import ApiError, Client, TransientError
 from siestaflow_agent.config import AgentConfig
 from siestaflow_agent.engines.base import Engine, FailureClass, StepSpec, Validation
+from siestaflow_agent.geometry import step_molecule
 from siestaflow_agent.outbox import DELIVERED, Outbox
 from siestaflow_agent.schedulers.base import (
     EXIT_CODE_FILE,
@@ -455,9 +456,10 @@ class Agent:
         """What the engine needs to know about step ``k`` of ``run``."""
         chain = run.spec.get("chain") or {}
         return StepSpec(calculation_id=run.calc_id, name=run.spec.get("name", ""),
-                        config=run.spec.get("config") or {}, molecule=run.spec.get("molecule"),
+                        config=run.spec.get("config") or {},
+                        molecule=step_molecule(run.spec.get("molecule"), chain, run.values[k]),
                         step_index=k, step_count=run.step_count, parameter=chain.get("parameter"),
-                        value=run.values[k], ntasks=self.config.step_ntasks)
+                        value=run.values[k], unit=chain.get("unit") or "", ntasks=self.config.step_ntasks)
 
     def step_path(self, run: Run, k: int) -> Path:
         return self.workspace.step_dir(run.calc_id, run.attempt, k)

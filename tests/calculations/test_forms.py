@@ -107,6 +107,20 @@ def test_it_builds_a_chain_from_the_parameter_values_and_carried_files(page_as, 
                                               "carry": ["*.DM", "*.TSDE"]}
 
 
+@pytest.mark.parametrize(("axis", "stored"), [("", "z"), ("x", "x"), ("0 1 1", [0, 1, 1])])
+def test_it_builds_a_rotation_chain_with_its_axis(page_as, data, axis, stored):
+    data.update(chain_parameter="rotation", chain_values="0 45 90", chain_axis=axis)
+    assert page_as("alice").post("/calculations/new/", data).status_code == 302
+    assert Calculation.objects.get().chain == {"parameter": "rotation", "unit": "deg", "values": [0, 45, 90],
+                                              "carry": [], "axis": stored}
+
+
+def test_it_shows_a_bad_rotation_axis_next_to_the_chain(page_as, data):
+    data.update(chain_parameter="rotation", chain_values="0 90", chain_axis="0 0 0")
+    page = page_as("alice").post("/calculations/new/", data).content.decode()
+    assert "non-zero vector" in page and not Calculation.objects.exists()
+
+
 def test_it_asks_for_the_parameter_of_a_chain_next_to_it(page_as, data):
     data.update(chain_values="0 0.1")
     page = page_as("alice").post("/calculations/new/", data).content.decode()

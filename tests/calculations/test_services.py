@@ -206,3 +206,12 @@ def test_it_keeps_a_lease_alive_with_heartbeats(submit, cluster, settings, time_
         ingest.on_heartbeat(cluster=cluster, running_ids=[calc.pk])
         assert ingest.expire_leases() == 0
     assert Calculation.objects.get(pk=calc.pk).state == State.CLAIMED
+
+
+def test_it_keeps_a_rotation_chains_axis_and_unit_for_the_agent(submit, cluster, agent_client):
+    calc = submit(chain={"parameter": "rotation", "values": [0, 45, 90], "axis": [0, 1, 1]})
+    assert calc.chain == {"parameter": "rotation", "unit": "deg", "values": [0, 45, 90], "carry": [],
+                          "axis": [0, 1, 1]}
+    spec = agent_client.post("/api/agent/v1/claim/", {"max": 1}, format="json").json()["calculations"][0]
+    assert spec["chain"]["axis"] == [0, 1, 1] and spec["molecule"]["species"] == ["O", "H", "H"]
+    assert submit(chain={"parameter": "rotation", "values": [30]}).chain["axis"] == "z"  # the default

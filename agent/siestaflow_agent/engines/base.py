@@ -56,6 +56,7 @@ class StepSpec:
     step_count: int = 1
     parameter: str | None = None
     value: Any = None
+    unit: str = ""  # of the chain's values (e.g. "V"; "deg" for a rotation)
     ntasks: int = 1
 
 

@@ -5,11 +5,12 @@ Configuration (``StepSpec.config``)::
     {"fdf": "<fdf text>",
      "options": {"programs": ["siesta", "tbtrans"],   # default: ["siesta"] / ["tbtrans"]
                  "label": "h2o",                      # if the fdf has no SystemLabel
-                 "parameter_unit": "V"}}              # unit of the chain parameter values
+                 "parameter_unit": "V"}}              # when the chain gives no unit
 
 ``prepare`` writes ``<label>.fdf``: the fdf text with the molecule written as an fdf geometry
 block (replacing any geometry in the text) and the chain parameter of the step (any fdf key,
-e.g. ``TS.Voltage 0.25 eV``) replacing the same key in the text.
+e.g. ``TS.Voltage 0.25 eV``, in the chain's unit) replacing the same key in the text. A
+``rotation`` chain sets no key: the agent turns the molecule of each step (``geometry``).
 
 Commands: each program reads ``<label>.fdf`` on stdin and writes its stdout to a file. The
 argv lists returned by :meth:`SiestaEngine.command` come from the templates (``{"siesta":
@@ -23,6 +24,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 from typing import Any
+
+from siestaflow_agent.geometry import ROTATION
 
 from ..base import Engine, StepSpec, Validation
 from . import fdf
@@ -74,8 +77,8 @@ class SiestaEngine(Engine):
             raise ValueError("config['fdf'] is empty")
         layout = self.layout(spec)
         overrides: dict[str, str] = {"SystemLabel": f"SystemLabel {layout.label}"}
-        if spec.parameter:
-            unit = (spec.config.get("options") or {}).get("parameter_unit")
+        if spec.parameter and spec.parameter != ROTATION:  # a rotation turns the geometry block instead
+            unit = spec.unit or (spec.config.get("options") or {}).get("parameter_unit")
             overrides[spec.parameter] = fdf.format_value(spec.parameter, spec.value, unit)
         geometry = ""
         if spec.molecule:
