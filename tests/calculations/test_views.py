@@ -187,6 +187,9 @@ def test_it_draws_the_clusters_resources_while_it_ran(page_as, calc):
     page = html(page_as("alice").get(f"/calculations/{calc.pk}/"))
     points = re.search(r'<polyline class="cpu"[^>]*points="([^"]*)"', page).group(1).split()
     assert [p.split(",")[1] for p in points] == ["54.0", "6.0", "30.0"]  # 10, 90, 50 % of a 60-high box
+    svg = re.search(r'<svg class="resources".*?</svg>', page, re.S).group(0)
+    assert [t for t in re.findall(r">([^<>]*%)</text>", svg)] == ["100 %", "50 %", "0 %"]  # the value axis
+    assert "(10\xa0minutes)</text>" in svg  # the time axis: start, end and the span
 
 
 def test_it_shows_results_analyses_plots_and_the_duplicate_flag(page_as, submit):
