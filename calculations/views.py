@@ -23,7 +23,7 @@ from accounts import permissions as perms
 from calculations import compare, exports, reports, services
 from calculations.filters import CalculationFilter, LogLineFilter
 from calculations.forms import CalculationForm
-from calculations.models import Calculation, LogLine
+from calculations.models import CHAIN_LEVEL, Calculation, LogLine
 from calculations.states import EDITABLE, State
 from calculations.why import why_waiting
 from clusters.services import resource_series
@@ -31,6 +31,7 @@ from clusters.services import resource_series
 science = perms.require(perms.can_use_science)
 PAGE_SIZE = 25
 LOG_TAIL = 30
+PREDICTIONS_SHOWN = 10
 SPOOL_BYTES = 8 * 1024 * 1024  # a report ZIP bigger than this goes to a temporary file
 FILTER_LABELS = {"owner": "Owner (username)", "created_after": "Created after (e.g. 2026-01-31)",
                  "created_before": "Created before", "search": "Search names and descriptions"}
@@ -102,7 +103,19 @@ def calculation_detail(request, pk: int):
         "events": calc.events.select_related("actor"), "resources": _resources(calc),
         "logs": list(calc.log_lines.order_by("-id")[:LOG_TAIL])[::-1], "report": report,
         "results": reports.result_tables(report), "tables": reports.analysis_tables(report),
-        "plots": reports.plots(report), "actions": _actions(request.user, calc)})
+        "plots": reports.plots(report), "actions": _actions(request.user, calc),
+        "predictions": _predictions(calc, report)})
+
+
+def _predictions(calc: Calculation, report: reports.Report) -> list[tuple]:
+    """The latest ML predictions made for ``calc``, each beside the DFT value it predicts
+    (its last step's extracted data) when the model names its target."""
+    from mlmodels.services import dft_comparison  # calculations does not depend on mlmodels
+
+    steps = [r for r in report.results if r.key == "extracted" and r.step != CHAIN_LEVEL]
+    extracted = steps[-1].data if steps else None
+    latest = calc.predictions.order_by("-created_at", "-id")[:PREDICTIONS_SHOWN]
+    return [(p, dft_comparison(p, extracted)) for p in latest]
 
 
 @science

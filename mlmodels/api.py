@@ -168,6 +168,8 @@ class MLModelViewSet(viewsets.ModelViewSet):
         return self.get_paginated_response(PredictionSerializer(page, many=True).data)
 
     @extend_schema(
+        parameters=[OpenApiParameter("calculation", int, description="The calculation whose DFT result this "
+                                     "predicts: recorded, and compared on its page once the result is in.")],
         request={"application/json": OpenApiTypes.OBJECT, "*/*": OpenApiTypes.BINARY},
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The model's answer, as it gave it."),
                    400: InvocationErrorSerializer, 413: InvocationErrorSerializer,
@@ -179,10 +181,12 @@ class MLModelViewSet(viewsets.ModelViewSet):
         limit = settings.MODEL_MAX_PAYLOAD_BYTES
         if int(request.META.get("CONTENT_LENGTH") or 0) > limit:  # before reading a byte of it
             raise PayloadTooLarge(f"The body is over the {limit} bytes models take.")
+        calculation = _predicted_calculation(request)
         try:
             result = services.invoke(actor=request.user, model=model, body=request.body,
                                      content_type=request.content_type or "",
-                                     accept=request.META.get("HTTP_ACCEPT", ""), fresh=True)
+                                     accept=request.META.get("HTTP_ACCEPT", ""), fresh=True,
+                                     calculation=calculation)
         except services.InvocationFailed as failed:
             body = {"detail": str(failed), "prediction": failed.prediction.pk}
             if failed.model_status:
@@ -192,3 +196,17 @@ class MLModelViewSet(viewsets.ModelViewSet):
                                 content_type=result.reply.content_type or "application/octet-stream")
         response["X-Prediction-Id"] = str(result.prediction.pk)
         return response
+
+
+def _predicted_calculation(request):
+    """The calculation ``?calculation=<id>`` names (one the user may see), or None; 400 else."""
+    from calculations.models import Calculation  # the models app does not depend on calculations
+
+    text = request.query_params.get("calculation", "")
+    if not text:
+        return None
+    calc = (Calculation.objects.visible_to(request.user).filter(pk=int(text)).only("pk").first()
+            if text.isdigit() and int(text) < 2**31 else None)
+    if calc is None:
+        raise exceptions.ValidationError({"calculation": f"No calculation {text!r} that you may see."})
+    return calc

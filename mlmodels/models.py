@@ -195,6 +195,9 @@ class Prediction(models.Model):
     image = models.CharField(max_length=255)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                              related_name="+", db_index=False)  # (user, created_at) index
+    calculation = models.ForeignKey("calculations.Calculation", null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="predictions", db_index=False,  # (calculation, created_at) index
+                                    help_text="The calculation whose DFT result this predicts, if any.")
     content_type = models.CharField(max_length=255, blank=True)
     input = models.JSONField(null=True, blank=True, help_text="The body (JSON, or its text when not JSON).")
     output = models.JSONField(null=True, blank=True, help_text="The model's answer (JSON, or its text).")
@@ -208,7 +211,8 @@ class Prediction(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["model", "-created_at"], name="mlmodels_pred_model_time"),
-                   models.Index(fields=["user", "-created_at"], name="mlmodels_pred_user_time")]
+                   models.Index(fields=["user", "-created_at"], name="mlmodels_pred_user_time"),
+                   models.Index(fields=["calculation", "-created_at"], name="mlmodels_pred_calc_time")]
 
     def __str__(self) -> str:
         return f"{self.model_name} {self.status} @ {self.created_at:%Y-%m-%d %H:%M:%S}"

@@ -75,8 +75,8 @@ class PredictionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Prediction
-        fields = ["id", "model", "model_name", "model_version", "image", "user", "content_type", "input", "output",
-                  "status", "http_status", "error", "latency_ms", "created_at"]
+        fields = ["id", "model", "model_name", "model_version", "image", "user", "calculation", "content_type",
+                  "input", "output", "status", "http_status", "error", "latency_ms", "created_at"]
         read_only_fields = fields
 
 

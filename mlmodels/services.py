@@ -502,25 +502,27 @@ def _stored(data: bytes, content_type: str) -> Any:
 
 
 def _record(model: MLModel, actor, body: bytes, content_type: str, *, status: str, reply: docker.Reply | None = None,
-            error: str = "", latency_ms: float | None = None) -> Prediction:
+            error: str = "", latency_ms: float | None = None, calculation=None) -> Prediction:
     with transaction.atomic():
         commit_without_waiting_for_disk()  # the answer should not wait for the disk
         return Prediction.objects.create(
             model=model, model_name=model.name, model_version=model.version, image=model.image,
             user=actor if getattr(actor, "pk", None) else None, content_type=content_type[:255],
+            calculation=calculation,
             input=_stored(body, content_type), output=_stored(reply.body, reply.content_type) if reply else None,
             status=status, http_status=reply.status if reply else None, error=error,
             latency_ms=reply.latency_ms if reply else latency_ms)
 
 
 def invoke(*, actor, model: MLModel, body: bytes, content_type: str, accept: str = "",
-           fresh: bool = False) -> Invocation:
+           fresh: bool = False, calculation=None) -> Invocation:
     """Forward ``body`` with its content type to the model's ``/invocations`` and record a
     Prediction. Not running: NotReady (a starting model is checked at once). Over
     MODEL_MAX_PAYLOAD_BYTES: PayloadTooLarge. The model's 4xx: InvocationFailed(400) with
     its message; its 5xx, no answer within MODEL_INVOKE_TIMEOUT, unreachable, or an answer
     over the limit: InvocationFailed(502). ``fresh``: the caller has just read ``model`` (it is
-    not read again)."""
+    not read again). ``calculation``: the one whose DFT result this predicts (recorded, and
+    compared by :func:`dft_comparison` once the result is there)."""
     _check_user(actor)
     limit = settings.MODEL_MAX_PAYLOAD_BYTES
     if len(body) > limit:
@@ -535,21 +537,41 @@ def invoke(*, actor, model: MLModel, body: bytes, content_type: str, accept: str
         reply = docker.invoke(model.address, body, content_type=content_type, accept=accept,
                               timeout=settings.MODEL_INVOKE_TIMEOUT, max_bytes=limit)
     except docker.ContainerHTTPError as exc:
-        prediction = _record(model, actor, body, content_type, status=Prediction.Status.ERROR, error=str(exc))
+        prediction = _record(model, actor, body, content_type, calculation=calculation,
+                             status=Prediction.Status.ERROR, error=str(exc))
         if isinstance(exc, docker.ContainerUnreachable):
             _supervise_now(model)
         raise InvocationFailed(502, f"Model {model.name} failed: {exc}", prediction) from exc
     if reply.ok:
-        return Invocation(reply, _record(model, actor, body, content_type, status=Prediction.Status.OK, reply=reply))
+        return Invocation(reply, _record(model, actor, body, content_type, calculation=calculation,
+                                         status=Prediction.Status.OK, reply=reply))
     message = reply.message()
     client_error = 400 <= reply.status < 500
-    prediction = _record(model, actor, body, content_type, reply=reply, error=message,
+    prediction = _record(model, actor, body, content_type, calculation=calculation, reply=reply, error=message,
                          status=Prediction.Status.REJECTED if client_error else Prediction.Status.ERROR)
     if client_error:
         raise InvocationFailed(400, f"Model {model.name} rejected the input (HTTP {reply.status}): {message}",
                                prediction, reply.status)
     raise InvocationFailed(502, f"Model {model.name} failed (HTTP {reply.status}): {message}", prediction,
                            reply.status)
+
+
+def dft_comparison(prediction: Prediction, extracted: dict | None) -> dict | None:
+    """The prediction beside the DFT value it predicts: models that follow the example's
+    answer (``{"predictions": [x], "target": "energies.total"}``) name their target, read
+    here from the calculation's ``extracted`` data (its last step). None when the answer
+    names no target or holds not exactly one number; ``dft`` is None until the result is in."""
+    output = prediction.output if isinstance(prediction.output, dict) else {}
+    values, target = output.get("predictions"), output.get("target")
+    if not (isinstance(target, str) and isinstance(values, list) and len(values) == 1
+            and isinstance(values[0], int | float) and not isinstance(values[0], bool)):
+        return None
+    dft = extracted or {}
+    for part in target.split("."):
+        dft = dft.get(part) if isinstance(dft, dict) else None
+    dft = dft if isinstance(dft, int | float) and not isinstance(dft, bool) else None
+    return {"target": target, "predicted": values[0], "dft": dft,
+            "difference": None if dft is None else values[0] - dft}
 
 
 def _supervise_now(model: MLModel) -> None:

@@ -2,6 +2,7 @@
 predictions and the health graph."""
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -209,3 +210,66 @@ def test_it_graphs_the_models_heartbeats(api_as, running_model):
 def test_it_refuses_a_bad_graph_window(api_as, running_model, query):
     response = api_as("alice").get(f"/api/models/{running_model.pk}/heartbeats/?{query}")
     assert response.status_code == 400, json.dumps(response.json())
+
+
+# --- predictions of a calculation, compared with its DFT result ----------------------------------
+
+ANSWER = docker.Reply(200, json.dumps({"predictions": [-463.5], "target": "energies.total"}).encode(),
+                      "application/json", 1.0)
+
+
+@pytest.fixture
+def dft_calc(db):
+    from calculations.models import Calculation
+    from tests.factories import ClusterFactory, UserFactory
+
+    return Calculation.objects.create(name="water scf", owner=UserFactory(), cluster=ClusterFactory(),
+                                      engine="siesta", inputs_hash="w", state="running")
+
+
+def test_it_records_the_calculation_a_prediction_is_for(api_as, running_model, fake_docker, dft_calc):
+    fake_docker.invoke_reply = ANSWER
+    response = api_as("alice").generic("POST", f"/api/models/{running_model.pk}/invocations/?calculation={dft_calc.pk}",
+                                       b'{"instances": ["H2O"]}', content_type="application/json")
+    assert response.status_code == 200
+    assert Prediction.objects.get().calculation_id == dft_calc.pk
+    listed = api_as("alice").get(f"/api/models/{running_model.pk}/predictions/").json()["results"]
+    assert listed[0]["calculation"] == dft_calc.pk
+
+
+@pytest.mark.parametrize("value", ["999999", "x", "-1", str(2**40)])
+def test_it_refuses_an_unknown_calculation_before_calling_the_model(api_as, running_model, fake_docker, value):
+    response = api_as("alice").generic("POST", f"/api/models/{running_model.pk}/invocations/?calculation={value}",
+                                       b'{"instances": ["H2O"]}', content_type="application/json")
+    assert response.status_code == 400 and "calculation" in response.json()
+    assert fake_docker.invocations == [] and not Prediction.objects.exists()
+
+
+@pytest.mark.parametrize(("output", "extracted", "expected"), [
+    ({"predictions": [-463.5], "target": "energies.total"}, {"energies": {"total": -465.0}},
+     {"target": "energies.total", "predicted": -463.5, "dft": -465.0, "difference": 1.5}),
+    ({"predictions": [-463.5], "target": "energies.total"}, None,
+     {"target": "energies.total", "predicted": -463.5, "dft": None, "difference": None}),  # not in yet
+    ({"predictions": [-1.0, -2.0], "target": "energies.total"}, {"energies": {"total": -1.0}}, None),
+    ({"predictions": [True], "target": "energies.total"}, {"energies": {"total": -1.0}}, None),
+    ({"predictions": [-1.0]}, {"energies": {"total": -1.0}}, None),
+    ("plain text", {"energies": {"total": -1.0}}, None),
+])
+def test_it_compares_a_single_predicted_value_with_the_dft_target(output, extracted, expected):
+    assert services.dft_comparison(Prediction(output=output), extracted) == expected
+
+
+def test_the_calculation_page_shows_its_predictions_beside_the_dft_result(page_as, running_model, fake_docker,
+                                                                         dft_calc):
+    from calculations.models import Result
+
+    fake_docker.invoke_reply = ANSWER
+    services.invoke(actor=dft_calc.owner, model=running_model, body=b'{"instances": ["H2O"]}',
+                    content_type="application/json", calculation=dft_calc)
+    page = page_as("alice").get(f"/calculations/{dft_calc.pk}/").content.decode()
+    assert "ML predictions of this calculation" in page and "not yet" in page
+    Result.objects.create(calculation=dft_calc, attempt=1, step=0, key="extracted",
+                          data={"energies": {"total": -465.0}})
+    page = page_as("alice").get(f"/calculations/{dft_calc.pk}/").content.decode()
+    row = re.search(r"<tr><td>[^<]*</td><td>" + running_model.name + r".*?</tr>", page, re.S).group(0)
+    assert re.findall(r'<td class="num">([^<]+)</td>', row) == ["-463.5", "-465.0", "1.5"]
