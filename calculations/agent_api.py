@@ -103,6 +103,14 @@ class ClaimView(AgentView):
         return Response({"calculations": [spec(c) for c in calcs]})
 
 
+def _current_attempt(calc: Calculation, data: dict) -> None:
+    """A report about an attempt that is over (the calculation was requeued or resumed since)
+    is refused: its ``seq`` numbers would otherwise be filed under the new attempt."""
+    attempt = data.get("attempt")
+    if attempt is not None and attempt != calc.attempt:
+        raise Conflict(f"Attempt {attempt} of calculation {calc.pk} is over: it runs attempt {calc.attempt} now.")
+
+
 def _event(calc: Calculation, body, cluster) -> tuple[int, dict]:
     form = AgentEventSerializer(data=body)
     form.is_valid(raise_exception=True)
@@ -110,7 +118,7 @@ def _event(calc: Calculation, body, cluster) -> tuple[int, dict]:
     try:
         answer = ingest.record_event(calc=calc, seq=data["seq"], state=data["state"], step=data["step"],
                                      reason=data["reason"], failure_class=data["failure_class"] or "",
-                                     progress=data["progress"])
+                                     progress=data["progress"], attempt=data.get("attempt"))
     except (IllegalTransition, StaleState) as exc:
         raise Conflict(str(exc)) from exc
     return status.HTTP_200_OK, answer
@@ -119,6 +127,7 @@ def _event(calc: Calculation, body, cluster) -> tuple[int, dict]:
 def _logs(calc: Calculation, body, cluster) -> tuple[int, dict]:
     form = AgentLogsSerializer(data=body)
     form.is_valid(raise_exception=True)
+    _current_attempt(calc, form.validated_data)
     return status.HTTP_200_OK, {"accepted": ingest.store_logs(cluster=cluster, calc=calc,
                                                               lines=form.validated_data["lines"])}
 
@@ -126,7 +135,8 @@ def _logs(calc: Calculation, body, cluster) -> tuple[int, dict]:
 def _results(calc: Calculation, body, cluster) -> tuple[int, dict]:
     form = AgentResultsSerializer(data=body)
     form.is_valid(raise_exception=True)
-    result = ingest.store_results(calc=calc, **form.validated_data)
+    _current_attempt(calc, form.validated_data)
+    result = ingest.store_results(calc=calc, **{k: v for k, v in form.validated_data.items() if k != "attempt"})
     return status.HTTP_201_CREATED, {"id": result.pk, "acknowledged": True}
 
 

@@ -84,11 +84,14 @@ def on_heartbeat(*, cluster, running_ids: list[int]) -> list[int]:
 
 
 def record_event(*, calc: Calculation, seq: int, state: str, step: int | None = None, reason: str = "",
-                 failure_class: str = "", progress: dict | None = None) -> dict:
+                 failure_class: str = "", progress: dict | None = None, attempt: int | None = None) -> dict:
     """Apply an agent's event. A replayed ``seq`` is a no-op; an illegal transition raises
-    ``IllegalTransition``; an event repeating the current state only updates progress."""
+    ``IllegalTransition``; an event repeating the current state only updates progress; an
+    event of an ``attempt`` that is over raises ``StaleState``."""
     with transaction.atomic():
         calc = Calculation.objects.select_for_update().get(pk=calc.pk)
+        if attempt is not None and attempt != calc.attempt:
+            raise StaleState(f"Attempt {attempt} of calculation {calc.pk} is over: it runs attempt {calc.attempt} now.")
         if seq <= calc.agent_seq:
             return {"duplicate": True, "state": calc.state}
         if state not in AGENT_REPORTABLE:

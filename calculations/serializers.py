@@ -161,8 +161,12 @@ class ClaimRequestSerializer(serializers.Serializer):
     wait = serializers.FloatField(min_value=0, max_value=30, default=0)
 
 
+ATTEMPT_HELP = "The attempt the report is about: one that is over is refused (409), never filed under the new one."
+
+
 class AgentEventSerializer(serializers.Serializer):
     seq = serializers.IntegerField(min_value=1, max_value=MAX_POSITIVE)
+    attempt = serializers.IntegerField(min_value=1, max_value=MAX_POSITIVE, required=False, help_text=ATTEMPT_HELP)
     state = serializers.ChoiceField(choices=State.choices)
     step = serializers.IntegerField(min_value=0, max_value=MAX_POSITIVE, required=False, allow_null=True,
                                     default=None)
@@ -182,6 +186,7 @@ class AgentLogLineSerializer(serializers.Serializer):
 
 class AgentLogsSerializer(serializers.Serializer):
     lines = AgentLogLineSerializer(many=True, allow_empty=False, max_length=5000)
+    attempt = serializers.IntegerField(min_value=1, max_value=MAX_POSITIVE, required=False, help_text=ATTEMPT_HELP)
 
 
 class AgentAnalysisSerializer(serializers.Serializer):
@@ -204,6 +209,9 @@ class AgentResultsSerializer(serializers.Serializer):
     data = serializers.DictField(required=False, allow_null=True, default=None)
     analyses = AgentAnalysisSerializer(many=True, required=False, default=list)
     artifacts = AgentArtifactSerializer(many=True, required=False, default=list)
+    attempt = serializers.IntegerField(min_value=1, max_value=MAX_POSITIVE, required=False, help_text=ATTEMPT_HELP)
+
+
 class AgentReportSerializer(serializers.Serializer):
     calculation = serializers.IntegerField(min_value=1, max_value=MAX_POSITIVE)
     kind = serializers.ChoiceField(choices=["event", "logs", "results"])

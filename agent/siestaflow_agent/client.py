@@ -89,9 +89,10 @@ class Client:
         """``POST calculations/{id}/events/`` (safe to replay: the server dedupes on ``seq``)."""
         return self._json("POST", f"calculations/{int(calc_id)}/events/", json=event)
 
-    def post_logs(self, calc_id: int, lines: list[dict[str, Any]]) -> dict[str, Any]:
+    def post_logs(self, calc_id: int, lines: list[dict[str, Any]], attempt: int | None = None) -> dict[str, Any]:
         """``POST calculations/{id}/logs/`` (safe to replay: lines are stored once per ``seq``)."""
-        return self._json("POST", f"calculations/{int(calc_id)}/logs/", json={"lines": lines})
+        body = {"lines": lines, **({"attempt": attempt} if attempt is not None else {})}
+        return self._json("POST", f"calculations/{int(calc_id)}/logs/", json=body)
 
     def post_results(self, calc_id: int, result: dict[str, Any]) -> dict[str, Any]:
         """``POST calculations/{id}/results/`` (safe to replay: ``(step, key)`` is replaced)."""

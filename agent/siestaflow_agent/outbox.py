@@ -286,7 +286,7 @@ def _report(batch: _Batch) -> dict[str, Any]:
     first = batch.entries[0]
     kind = {EVENT: "event", LOG: "logs", RESULT: "results"}[batch.kind]
     body = {"lines": [e.body for e in batch.entries]} if batch.kind == LOG else first.body
-    return {"calculation": first.calc_id, "kind": kind, "body": body}
+    return {"calculation": first.calc_id, "kind": kind, "body": {**body, "attempt": first.attempt}}
 
 
 def _chunks(batches: list[_Batch]) -> Iterator[list[_Batch]]:
@@ -305,12 +305,13 @@ def _chunks(batches: list[_Batch]) -> Iterator[list[_Batch]]:
 
 
 def _send(client: Client, batch: _Batch) -> Any:
+    """``batch`` to its own route, with its attempt (the server refuses one that is over)."""
     first = batch.entries[0]
     if batch.kind == EVENT:
-        return client.post_event(first.calc_id, first.body)
+        return client.post_event(first.calc_id, {**first.body, "attempt": first.attempt})
     if batch.kind == LOG:
-        return client.post_logs(first.calc_id, [e.body for e in batch.entries])
-    return client.post_results(first.calc_id, first.body)
+        return client.post_logs(first.calc_id, [e.body for e in batch.entries], attempt=first.attempt)
+    return client.post_results(first.calc_id, {**first.body, "attempt": first.attempt})
 
 
 def _entry(row: tuple) -> Entry:

@@ -5,7 +5,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from calculations.models import CalculationEvent, LogLine, Result
+from calculations.models import Calculation, CalculationEvent, LogLine, Result
 from calculations.serializers import MAX_REPORTS
 from calculations.states import State
 from tests.conftest import api_client_for
@@ -127,3 +127,22 @@ def test_a_failed_batch_enqueues_nothing(claimed, enqueued):
         raise RuntimeError("the request fails after the transition")
     claimed.refresh_from_db()
     assert enqueued == [] and claimed.state == State.CLAIMED
+
+
+@pytest.mark.parametrize(("kind", "body"), [
+    ("event", {"seq": 1, "state": "running"}),
+    ("logs", {"lines": [{"seq": 1, "message": "late line"}]}),
+    ("results", {"step": 0, "data": {"energies": {"total": -1.0}}}),
+])
+def test_it_refuses_a_report_of_an_attempt_that_is_over(claimed, agent_client, kind, body):
+    Calculation.objects.filter(pk=claimed.pk).update(attempt=2)  # requeued or resumed meanwhile
+    answers = agent_client.post(REPORTS, {"reports": [
+        {"calculation": claimed.pk, "kind": kind, "body": {**body, "attempt": 1}},
+        {"calculation": claimed.pk, "kind": kind, "body": {**body, "attempt": 2}}]}, format="json").json()["answers"]
+    assert answers[0]["status"] == 409 and "Attempt 1" in answers[0]["body"]["detail"]
+    assert answers[1]["status"] in (200, 201)
+    route = {"event": "events", "logs": "logs", "results": "results"}[kind]
+    single = agent_client.post(f"/api/agent/v1/calculations/{claimed.pk}/{route}/", {**body, "attempt": 1},
+                               format="json")
+    assert single.status_code == 409
+    assert not LogLine.objects.filter(attempt=1).exists() and not Result.objects.filter(attempt=1).exists()

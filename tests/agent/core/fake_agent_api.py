@@ -33,6 +33,7 @@ TRANSITIONS = {
     "succeeded": set(), "failed": set(), "cancelled": set(), "queued": set(),
 }
 PREFIX = "/api/agent/v1/"
+STALE = 409, {"detail": "That attempt is over: the calculation runs a newer one."}
 
 
 class FakeAgentApi:
@@ -145,6 +146,8 @@ class FakeAgentApi:
         return 200, {"calculations": [c["spec"] for c in taken]}
 
     def event(self, calc: dict[str, Any], body: dict[str, Any]) -> tuple[int, Any]:
+        if self.stale(calc, body):
+            return STALE
         calc_id, seq = calc["spec"]["id"], body.get("seq")
         if not isinstance(seq, int) or seq < 1:
             return 400, {"detail": "seq must be a positive integer", "errors": {"seq": ["invalid"]}}
@@ -161,12 +164,16 @@ class FakeAgentApi:
         return 200, {"duplicate": False, "state": state}
 
     def log_lines(self, calc: dict[str, Any], body: dict[str, Any]) -> tuple[int, Any]:
+        if self.stale(calc, body):
+            return STALE
         store = self.logs.setdefault(calc["spec"]["id"], {})
         for line in body.get("lines", []):
             store.setdefault(line["seq"], line)
         return 200, {"accepted": len(body.get("lines", []))}
 
     def result(self, calc: dict[str, Any], body: dict[str, Any], size: int) -> tuple[int, Any]:
+        if self.stale(calc, body):
+            return STALE
         if size > self.max_result_bytes:
             return 413, {"detail": "result too large"}
         key = (calc["spec"]["id"], body.get("step"), body.get("key"))
@@ -191,6 +198,11 @@ class FakeAgentApi:
                 code, answer = handler(calc, report["body"])
             answers.append({"status": code, "body": answer})
         return 200, {"answers": answers}
+
+    @staticmethod
+    def stale(calc: dict[str, Any], body: dict[str, Any]) -> bool:
+        """A report of an attempt that is over (the server refuses it with 409)."""
+        return body.get("attempt") not in (None, calc["spec"]["attempt"])
 
     def _queued(self) -> list[dict[str, Any]]:
         return [c for c in self.calcs.values() if c["state"] == "queued" and c["cluster"] == "mine"]

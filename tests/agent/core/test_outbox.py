@@ -35,7 +35,7 @@ class RecordingClient:
     def post_event(self, calc_id, body):
         return self._call("event", calc_id, body)
 
-    def post_logs(self, calc_id, lines):
+    def post_logs(self, calc_id, lines, attempt=None):
         return self._call("logs", calc_id, lines)
 
     def post_results(self, calc_id, body):
@@ -166,7 +166,7 @@ class BatchingClient:
             answers.append({"status": code, "body": {"detail": "refused"} if code >= 400 else {"ok": True}})
         return answers
 
-    def _single(self, calc_id, body):  # a lone report goes to its own route
+    def _single(self, calc_id, body, attempt=None):  # a lone report goes to its own route
         self.requests.append([{"calculation": calc_id, "body": body}])
         return {"ok": True}
 
@@ -186,7 +186,8 @@ def test_it_sends_the_pending_reports_in_one_request_in_write_order(path):
     assert [(r["calculation"], r["kind"]) for r in reports] == [(1, "event"), (1, "logs"), (2, "event"),
                                                                 (1, "results")]
     assert [line["message"] for line in reports[1]["body"]["lines"]] == ["a", "b"]
-    assert reports[0]["body"]["seq"] == 1 and reports[0]["body"]["state"] == "running"
+    assert reports[0]["body"] == {"seq": 1, "state": "running", "attempt": 1}
+    assert reports[1]["body"]["attempt"] == 1  # every report says its attempt
 
 
 def test_a_refused_report_in_a_batch_is_rejected_alone(path):
