@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm, SetPasswordForm
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -17,6 +17,7 @@ from accounts import permissions as perms
 from accounts import services
 from accounts.forms import ProfileForm, UserCreationForm
 from accounts.models import User
+from siestaflow.forms import run_service
 
 USERS_PER_PAGE = 50
 
@@ -118,12 +119,7 @@ def _password_form(actor, target, data):
 
 
 def _apply(form, write):
-    """Run a service call; its validation errors land on the form's fields."""
-    try:
-        return write()
-    except ValidationError as exc:
-        for field, errors in exc.message_dict.items():
-            if field == "password":
-                field = "new_password1" if "new_password1" in form.fields else "password2"
-            form.add_error(field if field in form.fields else None, errors)
-        return None
+    """Run a service call; its validation errors land on the form's fields (a password's on
+    the form's new password)."""
+    password = "new_password1" if "new_password1" in form.fields else "password2"
+    return run_service(form, write, {"password": password})

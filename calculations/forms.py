@@ -11,6 +11,7 @@ from calculations import validation
 from calculations.models import Calculation
 from clusters.models import Cluster
 from molecules.models import Molecule, Pseudopotential
+from siestaflow.forms import add_service_errors
 
 #: Where a service's error key is shown on this form.
 ERROR_FIELDS = {"config": "fdf", "files": "files", "chain": "chain_values", "state": None}
@@ -180,9 +181,7 @@ class CalculationForm(forms.Form):
         return pairs
 
     def add_service_errors(self, error: ValidationError) -> None:
-        """A service's ``ValidationError`` placed next to the field it names."""
-        for key, messages in error.message_dict.items():
-            field = ERROR_FIELDS.get(key, key)
-            if key == "chain" and not self.cleaned_data.get("chain_parameter"):
-                field = "chain_parameter"
-            self.add_error(field if field in self.fields else None, messages)
+        """A service's ``ValidationError`` placed next to the field it names (a chain's on its
+        parameter while none is given)."""
+        fields = {**ERROR_FIELDS, **({} if self.cleaned_data.get("chain_parameter") else {"chain": "chain_parameter"})}
+        add_service_errors(self, error, fields)

@@ -31,6 +31,7 @@ from clusters.api import WINDOWS
 from clusters.filters import ClusterFilter
 from clusters.forms import ApiKeyForm, ClusterForm
 from clusters.models import MISSED_INTERVALS, ApiKey, Cluster
+from siestaflow.forms import run_service
 
 NEW_KEY = "clusters_new_key"  # session entry holding a key's text until the key page shows it
 PAGE_SIZE = 50
@@ -75,7 +76,7 @@ def cluster_create(request):
     """Add a cluster and its first API key; then the key page shows how to start its agent."""
     form = ClusterForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        created = _apply(form, lambda: _create_with_key(request.user, form.cleaned_data))
+        created = run_service(form, lambda: _create_with_key(request.user, form.cleaned_data))
         if created:
             _stash_key(request, *created)
             return redirect("cluster-key", pk=created[0].pk)
@@ -96,8 +97,8 @@ def cluster_edit(request, pk):
     cluster = get_object_or_404(Cluster, pk=pk)
     form = ClusterForm(request.POST if request.method == "POST" else None, instance=Cluster.objects.get(pk=pk))
     if request.method == "POST" and form.is_valid():
-        if _apply(form, lambda: services.update_cluster(actor=request.user, cluster=cluster,
-                                                        **form.cleaned_data)):
+        if run_service(form, lambda: services.update_cluster(actor=request.user, cluster=cluster,
+                                                             **form.cleaned_data)):
             messages.success(request, f"Cluster {cluster.name} saved.")
             return redirect("cluster-detail", pk=pk)
     return render(request, "clusters/cluster_form.html", {"form": form, "cluster": cluster},
@@ -184,16 +185,6 @@ def cluster_status(request, pk):
 
 def _stash_key(request, cluster: Cluster, key: ApiKey, text: str) -> None:
     request.session[NEW_KEY] = {"cluster": cluster.pk, "key": key.pk, "text": text}
-
-
-def _apply(form, write):
-    """Run a service call; its validation errors land on the form's fields."""
-    try:
-        return write()
-    except ValidationError as exc:
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-        return None
 
 
 def _toml(text: str) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -25,6 +24,7 @@ from mlmodels import docker, services
 from mlmodels.api import WINDOWS
 from mlmodels.forms import DeleteForm, MLModelForm, PredictForm
 from mlmodels.models import MLModel, Prediction
+from siestaflow.forms import run_service
 
 PAGE_SIZE = 50
 RECENT_PREDICTIONS = 10
@@ -182,10 +182,7 @@ def _apply(form, write):
     """Run a service call; its validation errors land on the form's fields, a wrong state
     (stop the model first) above them."""
     try:
-        return write()
-    except ValidationError as exc:
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
+        return run_service(form, write)
     except services.WrongState as exc:
         form.add_error(None, str(exc))
-    return None
+        return None

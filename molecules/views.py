@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, F
 from django.shortcuts import get_object_or_404, redirect, render
@@ -23,6 +22,7 @@ from molecules.filters import MoleculeFilterSet
 from molecules.formats import ATOMIC_NUMBER
 from molecules.forms import MoleculeEditForm, MoleculeImportForm
 from molecules.models import Molecule
+from siestaflow.forms import run_service
 
 PAGE_SIZE = 25
 
@@ -114,14 +114,7 @@ def _posted(request, *, files: bool = False) -> tuple:
 def _apply(form, write, *, text_field: str):
     """Run a service call; its errors land next to the form's fields (the structure's next
     to where it was given)."""
-    try:
-        return write()
-    except ValidationError as exc:
-        for field, errors in exc.message_dict.items():
-            if field in ("text", "species", "positions", "cell"):
-                field = text_field
-            form.add_error(field if field in form.fields else None, errors)
-        return None
+    return run_service(form, write, dict.fromkeys(("text", "species", "positions", "cell"), text_field))
 
 
 # --- calculations side by side ----------------------------------------------------------
