@@ -94,8 +94,6 @@ def _notify_after_commit(event_ids: list[int]) -> None:
     bucket = _batched.get()
     if bucket is not None:
         bucket.extend(event_ids)
-    elif len(event_ids) == 1:
-        transaction.on_commit(lambda: _enqueue_notification(event_ids[0]))
     else:
         transaction.on_commit(lambda: _enqueue_notifications(event_ids))
 
@@ -137,22 +135,13 @@ def transition_many(calcs: list[Calculation], to: State, *, by_agent: bool = Fal
     return events
 
 
-def _enqueue_notification(event_id: int) -> None:
-    """A broker outage must never break the request that changed the state."""
-    from calculations.tasks import notify_event
-
-    try:
-        notify_event.delay(event_id)
-    except Exception:  # kombu raises many kinds of errors when the broker is down
-        log.exception("could not enqueue the notification of event %s", event_id)
-
-
 def _enqueue_notifications(event_ids: list[int]) -> None:
-    """One message for a batch of events; a broker outage never breaks the request."""
-    from calculations.tasks import notify_events
+    """One message for the events (``notify_event`` for one, ``notify_events`` for several);
+    a broker outage never breaks the request that changed the state."""
+    from calculations.tasks import notify_event, notify_events
 
     try:
-        notify_events.delay(event_ids)
+        notify_event.delay(event_ids[0]) if len(event_ids) == 1 else notify_events.delay(event_ids)
     except Exception:  # kombu raises many kinds of errors when the broker is down
         log.exception("could not enqueue the notifications of events %s", event_ids)
 

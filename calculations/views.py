@@ -110,7 +110,7 @@ def calculation_detail(request, pk: int):
 def _predictions(calc: Calculation, report: reports.Report) -> list[tuple]:
     """The latest ML predictions made for ``calc``, each beside the DFT value it predicts
     (its last step's extracted data) when the model names its target."""
-    from mlmodels.services import dft_comparison  # calculations does not depend on mlmodels
+    from mlmodels.comparison import dft_comparison  # calculations does not depend on mlmodels
 
     steps = [r for r in report.results if r.key == "extracted" and r.step != CHAIN_LEVEL]
     extracted = steps[-1].data if steps else None

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from mlmodels import docker, services
+from mlmodels.comparison import dft_comparison
 from mlmodels.models import MLModel, ModelHeartbeat, Prediction
 from tests.factories import PASSWORD
 
@@ -256,7 +257,7 @@ def test_it_refuses_an_unknown_calculation_before_calling_the_model(api_as, runn
     ("plain text", {"energies": {"total": -1.0}}, None),
 ])
 def test_it_compares_a_single_predicted_value_with_the_dft_target(output, extracted, expected):
-    assert services.dft_comparison(Prediction(output=output), extracted) == expected
+    assert dft_comparison(Prediction(output=output), extracted) == expected
 
 
 def test_the_calculation_page_shows_its_predictions_beside_the_dft_result(page_as, running_model, fake_docker,
