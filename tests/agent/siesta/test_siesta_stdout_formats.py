@@ -122,7 +122,9 @@ def test_a_file_cut_mid_scf_line_is_parsed_without_error(tmp_path):
 
 @pytest.mark.parametrize("case", siesta_outputs(), ids=lambda c: f"{c['case']}/{c['file']}")
 def test_the_extraction_is_strict_json(case):
-    json.dumps(parse_stdout(case["path"]).to_dict(), allow_nan=False)
+    extracted = parse_stdout(case["path"]).to_dict()
+    text = json.dumps(extracted, allow_nan=False)  # raises on NaN or infinity
+    assert json.loads(text) == extracted  # nothing lost: only JSON types
 
 
 def test_progress_reads_the_tail_of_a_growing_file(tmp_path):
