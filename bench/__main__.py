@@ -94,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: {name} ...", flush=True)
             results[name] = run_figure(name, ctx)
             print(f"bench: {name} done in {results[name]['bench_seconds']} s", flush=True)
+            if celery:
+                results[name]["settle_seconds"] = env.settle()
+                print(f"bench: the worker caught up with {name}'s tasks in {results[name]['settle_seconds']} s",
+                      flush=True)
     finally:
         if server:
             server.stop()

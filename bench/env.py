@@ -111,6 +111,25 @@ def start_gunicorn(workers: int = GUNICORN_WORKERS) -> Server:
     raise RuntimeError("gunicorn did not answer within 60 s")
 
 
+def settle(timeout: float = 600.0) -> float:
+    """Wait until the Celery worker has done what the last figure queued (the e-mail of
+    thousands of claimed calculations, say), so that the next figure does not share the
+    machine with it. Returns the seconds waited."""
+    import redis
+
+    from siestaflow.celery import app
+
+    broker, t0 = redis.Redis.from_url(REDIS_URL), time.perf_counter()
+    inspect = app.control.inspect(timeout=1.0)
+    while time.perf_counter() - t0 < timeout:
+        if broker.llen("celery") == 0:
+            busy = [*(inspect.active() or {}).values(), *(inspect.reserved() or {}).values()]
+            if not any(busy):
+                break
+        time.sleep(0.5)
+    return round(time.perf_counter() - t0, 1)
+
+
 def start_celery() -> subprocess.Popen:
     """One Celery worker (e-mail of calculation events, model readiness), as in production."""
     log = (OUT / "celery.log").open("ab")

@@ -1,7 +1,8 @@
 """The agent's main loop: ``while not stop.wait(interval)``: heartbeat, claim, advance, report.
 
 Each claimed calculation is a :class:`~siestaflow_agent.state.Run` that moves through a step
-machine, one or more phases per tick, saved after each::
+machine, one or more phases per tick, saved after each (the saves and reports of a round
+commit together, once, before any of them is sent or a job starts: see :mod:`.sqlite`)::
 
     prepare → submit → running → validate → extract ─┬→ prepare (next chain step)
                                                      ├→ analyse → finish   (after the last step)
@@ -25,6 +26,8 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -105,14 +108,28 @@ class Agent:
         self.outbox.flush(self.client)
         if time.monotonic() - self._last_heartbeat >= self.heartbeat_interval:
             self.heartbeat()
-        self.claim()
-        for run in self.state.open_runs():
-            if not run.final:
-                self.advance(run)
+        with self._grouped():
+            self.claim()
+            for run in self.state.open_runs():
+                if not run.final:
+                    self.advance(run)
         self.outbox.flush(self.client)
-        for run in self.state.open_runs():
-            self.tidy(run)
+        with self._grouped():
+            for run in self.state.open_runs():
+                self.tidy(run)
         return self._marks() != before
+
+    @contextmanager
+    def _grouped(self) -> Iterator[None]:
+        """The state and outbox writes of this part of a round commit together at its end,
+        before anything of it is sent (one disk flush per file, not one per write)."""
+        with self.state.database.group(), self.outbox.database.group():
+            yield
+
+    def _persist(self) -> None:
+        """Commit what this round wrote so far: before a job starts, its run must be on disk."""
+        self.outbox.database.commit()
+        self.state.database.commit()
 
     def _marks(self) -> list[tuple]:
         """Where every open run stands (what ``tick`` compares to tell progress)."""
@@ -283,6 +300,7 @@ class Agent:
             job = Job(name=f"sf{run.calc_id}-a{run.attempt}-s{run.step}", workdir=stepdir, commands=commands,
                       ntasks=self.config.step_ntasks, time_limit=self.config.slurm.time_limit,
                       redirects=redirects)
+            self._persist()  # a crash after this finds the run in SUBMIT and adopts the job's handle
             handle = self.executor.submit(job)
             job_id = handle.get("job_id") or handle.get("pid")
             self.log(run, f"step {run.step + 1}/{run.step_count} submitted to {self.executor.name} (job {job_id}): "

@@ -1,7 +1,8 @@
 """A durable outbox: every event, log line and result is written here first, then delivered.
 
 The outbox is a SQLite file in the work folder. Writing an entry is one committed
-transaction, so nothing the agent reported is lost to a crash, an outage or a restart.
+transaction (or part of the agent's round, committed before anything is sent: see
+:mod:`.sqlite`), so nothing the agent reported is lost to a crash, an outage or a restart.
 :meth:`Outbox.flush` sends pending entries in the order they were written (per
 calculation), marks each delivered once the server answered 2xx, and stops at the first
 transient failure, so a later flush resumes exactly there.
@@ -18,14 +19,14 @@ import dataclasses
 import json
 import logging
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from siestaflow_agent.client import ApiError, AuthError, Client, TransientError
+from siestaflow_agent.sqlite import Database
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +89,13 @@ class Outbox:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self.database = Database(self.path)
+        self._lock, self._db = self.database.lock, self.database.db
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         """Close the database (entries stay on disk)."""
-        with self._lock:
-            self._db.close()
+        self.database.close()
 
     def add_event(self, calc_id: int, attempt: int, body: dict[str, Any], *, dedupe: str | None = None) -> Entry:
         """Store an event; its ``seq`` is assigned here."""
@@ -138,16 +136,8 @@ class Outbox:
         return db.execute("SELECT last FROM counters WHERE calc_id=? AND attempt=? AND kind=?",
                           (calc_id, attempt, kind)).fetchone()[0]
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self.database.transaction()
 
     def status(self, entry_id: int) -> str | None:
         """``pending``, ``delivered`` or ``rejected`` (``None``: no such entry)."""
@@ -207,16 +197,17 @@ class Outbox:
                 if batch.calc_id not in stuck:
                     self._deliver_one(client, batch, stuck, delivered)
             return
-        for batch, answer in zip(batches, answers, strict=True):
-            code, body = int(answer.get("status", 0)), answer.get("body") or {}
-            if batch.calc_id in stuck:
-                continue
-            if 200 <= code < 300:
-                self._mark(batch.entries, DELIVERED, body)
-                delivered.append(len(batch.entries))
-            elif self._failed(batch, ApiError(f"{batch.kind}: {code} {body.get('detail', '')}", status=code,
-                                              detail=str(body.get("detail", "")), errors=body.get("errors"))):
-                stuck.add(batch.calc_id)
+        with self.database.group():  # the request's answers are recorded in one commit
+            for batch, answer in zip(batches, answers, strict=True):
+                code, body = int(answer.get("status", 0)), answer.get("body") or {}
+                if batch.calc_id in stuck:
+                    continue
+                if 200 <= code < 300:
+                    self._mark(batch.entries, DELIVERED, body)
+                    delivered.append(len(batch.entries))
+                elif self._failed(batch, ApiError(f"{batch.kind}: {code} {body.get('detail', '')}", status=code,
+                                                  detail=str(body.get("detail", "")), errors=body.get("errors"))):
+                    stuck.add(batch.calc_id)
 
     def _deliver_one(self, client: Client, batch: _Batch, stuck: set[int], delivered: list[int]) -> None:
         try:

@@ -15,11 +15,11 @@ import enum
 import fcntl
 import json
 import os
-import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from siestaflow_agent.sqlite import Database
 
 
 class Phase(enum.StrEnum):
@@ -75,11 +75,9 @@ class StateStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._lock = threading.RLock()
         self._lock_fd = _lock_exclusively(self.path.with_name(self.path.name + ".lock"))
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self.database = Database(self.path)
+        self._lock, self._db = self.database.lock, self.database.db
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS runs (calc_id INTEGER NOT NULL, attempt INTEGER NOT NULL, "
             "record TEXT NOT NULL, closed INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL, "
@@ -88,7 +86,7 @@ class StateStore:
     def close(self) -> None:
         """Close the database and release the work folder."""
         with self._lock:
-            self._db.close()
+            self.database.close()
             if self._lock_fd is not None:
                 os.close(self._lock_fd)  # closing drops the flock
                 self._lock_fd = None

@@ -333,3 +333,45 @@ def test_an_idle_agents_long_poll_never_outlasts_its_next_heartbeat(api, make_ag
     assert agent.claim_wait() == 0
     agent.heartbeat_interval = 60
     assert agent.claim_wait() == 20  # capped by claim_wait
+
+
+def committed(path, query: str) -> list[tuple]:
+    """Rows another process would read from one of the agent's files: what is on disk."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return db.execute(query).fetchall()
+    finally:
+        db.close()
+
+
+def test_a_round_commits_its_writes_before_a_job_starts_and_before_they_are_sent(api, make_agent, tmp_path):
+    api.add_calculation(toy_spec(1, tmp_path))
+    agent = make_agent()
+    work = agent.config.work_dir
+    seen_at_submit: list[tuple] = []
+    submit = agent.executor.submit
+
+    def submit_and_look(job):
+        seen_at_submit.extend(committed(work / "state.sqlite3", "SELECT record FROM runs"))
+        return submit(job)
+
+    agent.executor.submit = submit_and_look
+    unsent_at_delivery: list[int] = []
+    post_reports = agent.client.post_reports
+
+    def post_and_look(reports):
+        pending = committed(work / "outbox.sqlite3", "SELECT COUNT(*) FROM entries WHERE status='pending'")[0][0]
+        unsent_at_delivery.append(pending - len(reports))
+        return post_reports(reports)
+
+    agent.client.post_reports = post_and_look
+    tick_until(agent, lambda: api.state_of(1) == "succeeded")
+    tick_until(agent, lambda: not agent.state.open_runs())
+
+    assert api.state_of(1) == "succeeded"
+    # the job started only once its run (claimed, staged, about to be submitted) was on disk
+    assert len(seen_at_submit) == 1 and json.loads(seen_at_submit[0][0])["phase"] == "submit"
+    # every report sent had been committed: the outbox on disk held at least what went out
+    assert unsent_at_delivery and min(unsent_at_delivery) >= 0
