@@ -38,9 +38,9 @@ def test_a_groups_writes_are_committed_when_it_ends(database):
 def test_a_failed_transaction_inside_a_group_rolls_back_alone(database):
     with database.group():
         database.db.execute("INSERT INTO t VALUES (1)")
-        with pytest.raises(ZeroDivisionError), database.transaction() as db:
+        with pytest.raises(sqlite3.OperationalError), database.transaction() as db:
             db.execute("INSERT INTO t VALUES (2)")
-            1 / 0
+            db.execute("INSERT INTO no_such_table VALUES (2)")
         database.db.execute("INSERT INTO t VALUES (3)")
     assert seen(database) == [1, 3]
 
