@@ -27,8 +27,8 @@ class Profile:
     """Sizes and repeats: ``full`` is the issue's figures (~15 min on 2 cores), ``quick`` a smoke run."""
 
     repeats: int = 3
-    e2e_n: int = 200
-    e2e_timeout: float = 180
+    e2e_n: int = 1000
+    e2e_timeout: float = 400
     pickup_samples: int = 15
     claim_n: int = 5000
     hb_clusters: int = 2000

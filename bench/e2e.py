@@ -66,6 +66,16 @@ def _span_seconds(calc_ids: list[int]) -> float | None:
     return None if value is None else float(value)
 
 
+def _creation_seconds(calc_ids: list[int]) -> float | None:
+    """From the first creation to the last."""
+    from django.db.models import Max, Min
+
+    from calculations.models import Calculation
+
+    span = Calculation.objects.filter(pk__in=calc_ids).aggregate(first=Min("created_at"), last=Max("created_at"))
+    return (span["last"] - span["first"]).total_seconds() if span["first"] else None
+
+
 def _online_agent(server, name: str, **options):
     from clusters.models import Cluster
 
@@ -89,10 +99,11 @@ def end_to_end_once(server, session, n: int, timeout: float, label: str) -> dict
         agent.stop()
     states = _states(ids)
     delays = list(_event_delays(ids, "succeeded").values())
-    span = _span_seconds(ids)
+    span, creation = _span_seconds(ids), _creation_seconds(ids)
     succeeded = states.get("succeeded", 0)
     return {"calculations": n, "succeeded": succeeded, "not_finished": n - _done(ids),
             "per_minute": round(succeeded / span * 60, 1) if span else None,
+            "created_per_minute": round(n / creation * 60, 1) if creation else None,
             "p50_ms": ms(percentile(delays, 50)), "p95_ms": ms(percentile(delays, 95))}
 
 

@@ -4,8 +4,10 @@ from smtplib import SMTPException
 
 import pytest
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from calculations import services, tasks
+from calculations import notifications, services, tasks
 from calculations.services import transition
 from calculations.states import State
 from tests.factories import UserFactory
@@ -105,3 +107,33 @@ def test_it_delivers_through_a_real_worker(tmp_path):
         sent = wait_for(lambda: list((tmp_path / "mail").glob("*.log")) if (tmp_path / "mail").exists() else [])
     assert sent, celery_worker.last_output
     assert "real is claimed" in sent[0].read_text()
+
+
+def test_a_batch_sends_each_event_once_across_a_provider_failure_half_way(submit, alice, monkeypatch):
+    events = [run_to(submit(name=f"calc {i}"), State.CLAIMED) for i in range(3)]
+    ids = [e.pk for e in events]
+    real, calls = notifications.send_templated, []
+
+    def flaky(*args, **kwargs):
+        calls.append(args[1])
+        if len(calls) == 2:
+            raise SMTPException("provider down")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("calculations.notifications.send_templated", flaky)
+    with pytest.raises(SMTPException):
+        tasks.notify_events.run(ids)
+    assert len(mail.outbox) == 1  # the first went; its mark was committed before the error
+    assert tasks.notify_events.run(ids) == 2  # the retry sends the other two only
+    assert sorted(m.subject for m in mail.outbox) == sorted({m.subject for m in mail.outbox})
+    assert len(mail.outbox) == 3
+
+
+def test_a_batch_costs_the_same_queries_for_3_events_as_for_30(submit, alice, root):
+    def queries(n: int) -> int:
+        ids = [run_to(submit(name=f"calc {n}-{i}"), State.CLAIMED).pk for i in range(n)]
+        with CaptureQueriesContext(connection) as captured:
+            assert tasks.notify_events.run(ids) == 2 * n  # alice and root
+        return len(captured)
+
+    assert queries(3) == queries(30)
