@@ -22,6 +22,13 @@ def test_it_splits_run_together_fixed_width_columns():
     assert split_numbers("-0.887920170.113695") == [-0.88792, 170.113695]
     assert split_numbers("1.5-2.25 3") == [1.5, -2.25, 3.0]
     assert math.isnan(split_numbers("*******")[0])
+    # plain columns (the quick path), and a line where one glued or Fortran-exponent token
+    # sends the whole line the long way
+    assert split_numbers("  1   -6845.857108  0.308685 -2.315723") == [1.0, -6845.857108, 0.308685, -2.315723]
+    assert split_numbers("2 1.0D-3 -0.5") == [2.0, 0.001, -0.5]
+    assert split_numbers("3 -0.887920170.113695 4.0") == [3.0, -0.88792, 170.113695, 4.0]
+    with pytest.raises(ValueError):
+        split_numbers("iscf Eharris(eV)")
 
 
 def test_it_reads_the_run_together_scf_row_of_a_real_output():

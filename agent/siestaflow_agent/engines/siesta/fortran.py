@@ -32,6 +32,10 @@ def split_numbers(text: str) -> list[float]:
     decimals of the last piece, which is always whole.
     Raises ``ValueError`` when a token is not numeric.
     """
+    try:  # most lines: plain numbers apart (what float() accepts the long way reads the same)
+        return [float(token) for token in text.split()]
+    except ValueError:
+        pass
     values: list[float] = []
     for token in _GLUED_SIGN.sub(" ", text).split():
         if token.count(".") > 1 and not any(c in token for c in "EeDd"):
