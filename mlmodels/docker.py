@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 import docker
 import docker.errors
 import requests
+import urllib3
 from django.conf import settings
 
 CONTAINER_PORT = 8080
@@ -36,17 +37,13 @@ LABEL_MODEL = "org.siestaflow.model"
 LABEL_OWNER = "org.siestaflow.owner"
 API_TIMEOUT = 30  # seconds for one call to the engine (stop adds its own grace period)
 CONNECT_TIMEOUT = 2.0  # seconds to open a connection to a model container
-_local = threading.local()
 
 
-def _http() -> requests.Session:
-    """This thread's session: keep-alive connections to the containers, reused call after
-    call (a new TCP connection per prediction costs more than the proxy itself)."""
-    session = getattr(_local, "session", None)
-    if session is None:
-        session = _local.session = requests.Session()
-        session.trust_env = False  # a container on this host: no proxy, no .netrc (looked up per call)
-    return session
+# Keep-alive connections to the containers, reused call after call (a new TCP connection per
+# prediction costs more than the proxy itself), through urllib3 itself: requests' extra layers
+# (hooks, cookies, environment lookups) cost as much again as the call to a local container.
+# Thread-safe; never retried or redirected: the caller decides what a failure means.
+_HTTP = urllib3.PoolManager(num_pools=64, maxsize=8, retries=False)
 
 
 class DockerError(Exception):
@@ -369,19 +366,25 @@ def list_model_containers(owner: str) -> list[Listed]:
 # --- The container's server -------------------------------------------------------------
 
 
+def _timeout(timeout: float) -> urllib3.Timeout:
+    return urllib3.Timeout(connect=min(CONNECT_TIMEOUT, timeout), read=timeout)
+
+
 def ping(address: str, *, timeout: float = 2.0) -> Ping:
     """``GET /ping``: ok only on 200. Never raises."""
     started = time.monotonic()
     try:
-        response = _http().get(f"http://{address}/ping", timeout=(min(CONNECT_TIMEOUT, timeout), timeout))
-    except requests.exceptions.Timeout:
+        response = _HTTP.request("GET", f"http://{address}/ping", timeout=_timeout(timeout), redirect=False)
+    except urllib3.exceptions.NewConnectionError as exc:  # refused (a kind of connect timeout, to urllib3)
+        return Ping(False, None, None, f"/ping failed: {_reason(exc)}")
+    except urllib3.exceptions.TimeoutError:
         return Ping(False, None, None, f"/ping did not answer within {timeout:g} s")
-    except requests.exceptions.RequestException as exc:
+    except urllib3.exceptions.HTTPError as exc:
         return Ping(False, None, None, f"/ping failed: {_reason(exc)}")
     latency = (time.monotonic() - started) * 1000
-    if response.status_code != 200:
-        reply = Reply(response.status_code, response.content[:2000], response.headers.get("Content-Type", ""), latency)
-        return Ping(False, response.status_code, latency, f"/ping answered {response.status_code}: {reply.message()}")
+    if response.status != 200:
+        reply = Reply(response.status, response.data[:2000], response.headers.get("Content-Type", ""), latency)
+        return Ping(False, response.status, latency, f"/ping answered {response.status}: {reply.message()}")
     return Ping(True, 200, latency)
 
 
@@ -398,27 +401,29 @@ def invoke(address: str, body: bytes, *, content_type: str, accept: str = "", ti
     started = time.monotonic()
     deadline = started + timeout
     try:
-        response = _http().post(f"http://{address}/invocations", data=body, headers=headers, stream=True,
-                                 timeout=(min(CONNECT_TIMEOUT, timeout), timeout))
-        with response:
+        response = _HTTP.request("POST", f"http://{address}/invocations", body=body, headers=headers,
+                                 timeout=_timeout(timeout), preload_content=False, redirect=False)
+        try:
             declared = int(response.headers.get("Content-Length") or 0)
             if declared > max_bytes:
                 raise ResponseTooLarge(f"The model's answer is {declared} bytes, over the {max_bytes} allowed.")
             chunks, size = [], 0
-            for chunk in response.iter_content(64 * 1024):
+            for chunk in response.stream(64 * 1024):
                 size += len(chunk)
                 if size > max_bytes:
                     raise ResponseTooLarge(f"The model's answer is over the {max_bytes} bytes allowed.")
                 if time.monotonic() > deadline:
                     raise ContainerTimeout(f"The model did not finish answering within {timeout:g} s.")
                 chunks.append(chunk)
-    except requests.exceptions.ConnectionError as exc:
-        if isinstance(exc, requests.exceptions.ConnectTimeout) or "Read timed out" in str(exc):
-            raise ContainerTimeout(f"The model did not answer within {timeout:g} s.") from exc
+        except BaseException:
+            response.close()  # what is not read goes with its connection, never back to the pool
+            raise
+        response.release_conn()
+    except urllib3.exceptions.NewConnectionError as exc:
         raise ContainerUnreachable(f"The model's server does not accept connections at {address}.") from exc
-    except requests.exceptions.Timeout as exc:
+    except urllib3.exceptions.TimeoutError as exc:
         raise ContainerTimeout(f"The model did not answer within {timeout:g} s.") from exc
-    except requests.exceptions.RequestException as exc:
+    except urllib3.exceptions.HTTPError as exc:
         raise ContainerUnreachable(f"The model's server failed the request: {_reason(exc)}") from exc
-    return Reply(response.status_code, b"".join(chunks), response.headers.get("Content-Type", ""),
+    return Reply(response.status, b"".join(chunks), response.headers.get("Content-Type", ""),
                  (time.monotonic() - started) * 1000)

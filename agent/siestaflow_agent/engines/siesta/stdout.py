@@ -64,8 +64,7 @@ def parse_stdout(path: str | os.PathLike[str]) -> SiestaOutput:
 def parse_lines(lines: Iterable[str]) -> SiestaOutput:
     """Parse an iterable of stdout lines (e.g. an open file)."""
     parser = StdoutParser()
-    for line in lines:
-        parser.feed(line)
+    parser.feed_lines(lines)
     return parser.finish()
 
 
@@ -124,6 +123,30 @@ class StdoutParser:
         elif out.n_lines <= HEADER_LINES:
             self._on_header(text)
         self._prev = text
+
+    def feed_lines(self, lines: Iterable[str]) -> None:
+        """:meth:`feed` each of ``lines``, with its loop inlined: most lines of a long run
+        have no handler, and a method call for each would be half of what they cost."""
+        out, handlers = self.out, self._handlers
+        number = out.n_lines
+        for line in lines:
+            if self._block is not None:  # a table's rows: the general path
+                out.n_lines = number
+                self.feed(line)
+                number = out.n_lines
+                continue
+            number += 1
+            text = line.strip()
+            if not text:
+                continue
+            word, _, rest = text.partition(" ")
+            handler = handlers.get(word)
+            if handler is not None:
+                handler(word, rest)
+            elif number <= HEADER_LINES:
+                self._on_header(text)
+            self._prev = text
+        out.n_lines = number
 
     def finish(self) -> SiestaOutput:
         """Close the last SCF cycle and return the result."""
