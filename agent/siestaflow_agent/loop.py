@@ -102,10 +102,11 @@ class Agent:
         self.state.close()
 
     def tick(self) -> bool:
-        """One round: deliver, heartbeat when due, claim, advance every run, deliver, tidy.
-        True when it moved something on: a run claimed, closed, or past a phase or step."""
+        """One round: heartbeat when due, claim, advance every run, deliver, tidy. True when
+        it moved something on: a run claimed, closed, or past a phase or step. The round
+        delivers once, after advancing: what tidying wrote (cleanup logs) goes with the next
+        round's reports, one request and one wait for the server fewer per round."""
         before = self._marks()
-        self.outbox.flush(self.client)
         if time.monotonic() - self._last_heartbeat >= self.heartbeat_interval:
             self.heartbeat()
         with self._grouped():
@@ -420,9 +421,11 @@ class Agent:
                     if self.outbox.status(entry_id) == DELIVERED:
                         self._clean_step(run, int(key))
         results = (run.data.get("results") or {}).values()
-        if (self.config.cleanup.enabled and run.final == "succeeded" and run.data.get("carry_kept")
+        if (self.config.cleanup.enabled and run.final == "succeeded"
                 and all(self.outbox.status(entry_id) == DELIVERED for entry_id in results)):
-            self._clean_carried(run)
+            owners = [r for r in self._earlier_attempts(run) + [run] if r.data.get("carry_kept")]
+            if owners:
+                self._clean_carried(run, owners)
         if run.final and not self.outbox.pending(run.calc_id, run.attempt):
             run.closed = True
             self.state.save(run)
@@ -441,12 +444,16 @@ class Agent:
                       + (f"; its files for the next step ({' '.join(carry)}) stay until the chain succeeds"
                          if keep_carry else ""))
 
-    def _clean_carried(self, run: Run) -> None:
-        """The chain succeeded: the carry files kept for a resume, by this attempt and by the
-        earlier ones it resumed, go the way of the rest."""
-        files = freed = 0
+    def _earlier_attempts(self, run: Run) -> list[Run]:
+        """The earlier attempts of ``run``'s calculation that this agent ran."""
         earlier = [self.state.get(run.calc_id, attempt) for attempt in range(1, run.attempt)]
-        for owner in [r for r in earlier if r is not None and r.data.get("carry_kept")] + [run]:
+        return [r for r in earlier if r is not None]
+
+    def _clean_carried(self, run: Run, owners: list[Run]) -> None:
+        """The chain succeeded: the carry files kept for a resume, by this attempt and by the
+        earlier ones it resumed (``owners``), go the way of the rest."""
+        files = freed = 0
+        for owner in owners:
             for k in owner.data.pop("carry_kept", []):
                 deleted, size = self._clean(owner, k, spare=[])
                 files, freed = files + deleted, freed + size

@@ -375,3 +375,21 @@ def test_a_round_commits_its_writes_before_a_job_starts_and_before_they_are_sent
     assert len(seen_at_submit) == 1 and json.loads(seen_at_submit[0][0])["phase"] == "submit"
     # every report sent had been committed: the outbox on disk held at least what went out
     assert unsent_at_delivery and min(unsent_at_delivery) >= 0
+
+
+def test_kept_files_go_even_when_the_results_are_acknowledged_only_after_the_chain_succeeded(
+        api, make_agent, tmp_path):
+    api.add_calculation(toy_spec(1, tmp_path, values=[0, 1, 2], carry=["*.restart"], fail="step-1"))
+    agent = make_agent(cleanup={"patterns": ["*.restart", "*.bin"], "keep": []})
+    run_to_end(agent, api, 1)
+    assert (step_dir(agent, 1, 0) / "state.restart").exists()  # kept for a resume
+    api.add_calculation(toy_spec(1, tmp_path, values=[0, 1, 2], carry=["*.restart"], attempt=2, start_step=1,
+                                 resume_from_attempt=1))
+    tick_until(agent, lambda: "running" in api.states(1)[-1:])  # the resumed attempt runs
+    api.mode = "503"  # an outage: the rest of the chain is acknowledged only after it succeeded
+    tick_until(agent, lambda: agent.state.open_runs() and agent.state.open_runs()[-1].final == "succeeded")
+    api.mode = None
+    run_to_end(agent, api, 1)
+    assert api.state_of(1) == "succeeded"
+    assert not (step_dir(agent, 1, 0) / "state.restart").exists()
+    assert not (step_dir(agent, 1, 1, attempt=2) / "state.restart").exists()
