@@ -24,7 +24,7 @@ FIGURES = ("end_to_end", "pickup", "claims", "heartbeats", "extraction", "pages"
 
 @dataclasses.dataclass(frozen=True)
 class Profile:
-    """Sizes and repeats: ``full`` is the issue's figures (~15 min on 2 cores), ``quick`` a smoke run."""
+    """Sizes and repeats: ``full`` is the issue's figures (~20 min on 2 cores), ``quick`` a smoke run."""
 
     repeats: int = 3
     e2e_n: int = 1000
