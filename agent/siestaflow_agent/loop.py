@@ -109,8 +109,8 @@ class Agent:
         before = self._marks()
         if time.monotonic() - self._last_heartbeat >= self.heartbeat_interval:
             self.heartbeat()
+        self.claim()
         with self._grouped():
-            self.claim()
             for run in self.state.open_runs():
                 if not run.final:
                     self.advance(run)
@@ -182,8 +182,9 @@ class Agent:
         except ApiError as exc:
             log.warning("claim failed: %s", exc)
             return
-        for spec in specs:
-            self.accept(spec)
+        with self._grouped():  # one commit for what was claimed, at once: a restart resumes it
+            for spec in specs:
+                self.accept(spec)
 
     def claim_wait(self) -> int:
         """How long an idle agent's claim may wait for work: ``claim_wait``, but never past

@@ -393,3 +393,19 @@ def test_kept_files_go_even_when_the_results_are_acknowledged_only_after_the_cha
     assert api.state_of(1) == "succeeded"
     assert not (step_dir(agent, 1, 0) / "state.restart").exists()
     assert not (step_dir(agent, 1, 1, attempt=2) / "state.restart").exists()
+
+
+def test_what_is_claimed_is_on_disk_before_anything_runs(api, make_agent, tmp_path):
+    api.add_calculation(toy_spec(1, tmp_path))
+    api.add_calculation(toy_spec(2, tmp_path))
+    agent = make_agent()
+    on_disk: list[list[tuple]] = []
+    advance = agent.advance
+
+    def look_then_advance(run):  # a crash here must not forget the claims
+        on_disk.append(committed(agent.config.work_dir / "state.sqlite3", "SELECT calc_id FROM runs ORDER BY calc_id"))
+        advance(run)
+
+    agent.advance = look_then_advance
+    agent.tick()
+    assert on_disk and on_disk[0] == [(1,), (2,)]
