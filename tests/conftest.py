@@ -1,9 +1,14 @@
 """Shared fixtures: personas (alice, bob: users; mod: moderator; root: admin) and clients."""
 
 import pytest
+from django.core.servers.basehttp import WSGIServer
 from rest_framework.test import APIClient
 
 from tests.factories import PASSWORD, UserFactory
+
+# The test server (live_server) queues as many waiting connections as a real one: tests
+# open 50 at once, and Django's development default (10) resets some on a busy machine.
+WSGIServer.request_queue_size = 128
 
 
 @pytest.fixture(autouse=True)
