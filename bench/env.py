@@ -117,7 +117,6 @@ def settle(timeout: float = 600.0) -> float:
     (else autovacuum comes in a while later), so that the next figure does not share the
     machine with either. Returns the seconds waited."""
     import redis
-    from django.db import connection
 
     from siestaflow.celery import app
 
@@ -129,9 +128,17 @@ def settle(timeout: float = 600.0) -> float:
             if not any(busy):
                 break
         time.sleep(0.5)
+    vacuum()
+    return round(time.perf_counter() - t0, 1)
+
+
+def vacuum() -> None:
+    """VACUUM ANALYZE the bench database now: what a figure wrote would otherwise bring
+    autovacuum in a while later, in the middle of some figure's timings."""
+    from django.db import connection
+
     with connection.cursor() as cursor:  # outside a transaction, as VACUUM must be
         cursor.execute("VACUUM (ANALYZE)")
-    return round(time.perf_counter() - t0, 1)
 
 
 def start_celery() -> subprocess.Popen:

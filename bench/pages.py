@@ -86,15 +86,6 @@ def _execute(sql: str, params: dict) -> int:
         return cursor.rowcount
 
 
-def _vacuum() -> None:
-    """VACUUM ANALYZE now: millions of fresh rows would otherwise bring autovacuum in a while
-    later, in the middle of this figure's timings or of the next figure's."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:  # outside a transaction, as VACUUM must be
-        cursor.execute("VACUUM (ANALYZE)")
-
-
 def generate_calculations(owner_id: int, cluster_ids: list[int], lo: int, hi: int) -> None:
     """Calculations ``bulk lo..hi`` with their events and results."""
     from calculations.models import Calculation
@@ -110,7 +101,7 @@ def generate_heartbeats(cluster_ids: list[int], total: int) -> None:
     _execute(HEARTBEAT_SQL, {"clusters": cluster_ids, "points": points})
     for resolution, unit in (("minute", "minute"), ("hour", "hour")):
         _execute(ROLLUP_SQL, {"clusters": cluster_ids, "resolution": resolution, "unit": unit})
-    _vacuum()
+    env.vacuum()
 
 
 def page_urls(calc_id: int, cluster_id: int) -> dict[str, str]:
@@ -183,7 +174,7 @@ def pages(ctx) -> dict:
     urls = page_urls(calc_id, cluster_ids[0])
     small = count_queries(urls)
     generate_calculations(owner, cluster_ids, 101, profile.page_calcs)
-    _vacuum()
+    env.vacuum()
     timings["calculations_s"] = round(time.perf_counter() - t0, 1)
     large = count_queries(urls)
     http = latencies(ctx.server, urls, profile.page_samples)

@@ -17,11 +17,9 @@ only once the server acknowledged that step's results.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import math
-import mimetypes
 import os
 import socket
 import threading
@@ -34,6 +32,7 @@ from typing import Any
 import psutil
 
 from siestaflow_agent import __version__, engines
+from siestaflow_agent.analysing import analyse, catalogue_ids
 from siestaflow_agent.client import ApiError, Client, TransientError
 from siestaflow_agent.config import AgentConfig
 from siestaflow_agent.engines.base import Engine, FailureClass, StepSpec, Validation
@@ -57,7 +56,6 @@ from siestaflow_agent.workspace import CARRY_MANIFEST, Workspace, cleanup
 log = logging.getLogger(__name__)
 
 EXTRACTED_FILE = "extracted.json"
-MAX_ARTIFACT_BYTES = 8 << 20
 TAIL_LINES = 20
 # The agent's own records in a step folder: never deleted, whatever the cleanup policy says.
 AGENT_FILES = (EXTRACTED_FILE, WRAPPER_FILE, EXIT_CODE_FILE, HANDLE_FILE, CARRY_MANIFEST)
@@ -538,70 +536,6 @@ def job_commands(engine: Engine, spec: StepSpec, workdir: Path,
         runs = list(invocations(spec, workdir, templates))
         return [list(r.argv) for r in runs], tuple((r.stdin, r.stdout) for r in runs)
     return engine.command(spec, workdir, templates), ()
-
-
-def catalogue_ids() -> list[str]:
-    """The analyses this agent offers (announced in the heartbeat); empty if none are installed."""
-    try:
-        from siestaflow_agent.analyses import catalogue
-    except ImportError:
-        return []
-    return [analysis.id for analysis in catalogue.ANALYSES]
-
-
-def analyse(ids: list[str], steps: dict[int, dict[str, Any]], values: list[Any],
-            outdir: Path) -> list[dict[str, Any]]:
-    """Run the selected analyses; return the results-API bodies (one per step, one for the chain).
-
-    The one place that knows the analyses package (``analyses.run``): step-level analyses
-    run on each step's extracted data, in catalogue order; chain-level ones on all steps.
-    A broken analyses package fails every selected analysis, never the calculation.
-    """
-    if not ids:
-        return []
-    try:
-        from siestaflow_agent.analyses import run as analyses_run
-
-        bodies = []
-        for k, extracted in steps.items():
-            folder = outdir / f"step-{k}"
-            folder.mkdir(parents=True, exist_ok=True)
-            bodies.append(_analyses_body(k, analyses_run.run_step(ids, extracted, folder), folder))
-        folder = outdir / "chain"
-        folder.mkdir(parents=True, exist_ok=True)
-        bodies.append(_analyses_body(None, analyses_run.run_chain(ids, list(steps.values()), folder, values), folder))
-    except Exception as exc:  # analyses are reported one by one; none of them may fail the run
-        log.exception("analyses failed")
-        failed = [{"name": i, "status": "failed", "data": {}, "message": f"{type(exc).__name__}: {exc}"} for i in ids]
-        return [{"step": None, "key": "analyses", "data": {}, "analyses": failed, "artifacts": []}]
-    return [body for body in bodies if body["analyses"]]
-
-
-def _analyses_body(step: int | None, outcome: list[dict[str, Any]], folder: Path) -> dict[str, Any]:
-    analyses = [{"name": r["name"], "status": r.get("status", "ok"), "data": r.get("data") or {},
-                 "message": r.get("message", "")} for r in outcome]
-    names = [name for r in outcome for name in r.get("artifacts") or []]
-    return {"step": step, "key": "analyses", "data": {}, "analyses": analyses,
-            "artifacts": artifacts(folder, names)}
-
-
-def artifacts(folder: Path, names: list[str]) -> list[dict[str, Any]]:
-    """The named files of ``folder`` as results-API artifacts (base64), up to a total size."""
-    found, total = [], 0
-    for name in dict.fromkeys(names):
-        path = folder / name
-        if not path.is_file() or not path.resolve().is_relative_to(folder.resolve()):
-            log.warning("artifact %s is missing from %s", name, folder)
-            continue
-        size = path.stat().st_size
-        if total + size > MAX_ARTIFACT_BYTES:
-            log.warning("artifact %s left out: the artifacts would exceed %d bytes", name, MAX_ARTIFACT_BYTES)
-            continue
-        total += size
-        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        found.append({"name": path.name, "content_type": content_type,
-                      "content_b64": base64.b64encode(path.read_bytes()).decode()})
-    return found
 
 
 def human(size: float) -> str:
