@@ -103,7 +103,10 @@ class MLModelViewSet(viewsets.ModelViewSet):
     filterset_fields = ["state"]
 
     def get_queryset(self):
-        return MLModel.objects.visible_to(self.request.user).select_related("created_by").order_by("name")
+        models = MLModel.objects.visible_to(self.request.user)
+        if self.action == "invocations":  # the hot path reads what a call needs, nothing joined
+            return models.only(*services.INVOCATION_FIELDS)
+        return models.select_related("created_by").order_by("name")
 
     def get_permissions(self):
         predicate = can_manage_models if self.action in MANAGE_ACTIONS else can_use_science

@@ -29,7 +29,7 @@ from accounts.emails import send_templated
 from accounts.models import User
 from mlmodels import docker
 from mlmodels.models import MLModel, ModelHeartbeat, Prediction
-from siestaflow.lib.db import commit_without_waiting_for_disk
+from siestaflow.lib.db import create_without_waiting_for_disk
 
 log = logging.getLogger(__name__)
 State = MLModel.State
@@ -503,15 +503,18 @@ def _stored(data: bytes, content_type: str) -> Any:
 
 def _record(model: MLModel, actor, body: bytes, content_type: str, *, status: str, reply: docker.Reply | None = None,
             error: str = "", latency_ms: float | None = None, calculation=None) -> Prediction:
-    with transaction.atomic():
-        commit_without_waiting_for_disk()  # the answer should not wait for the disk
-        return Prediction.objects.create(
-            model=model, model_name=model.name, model_version=model.version, image=model.image,
-            user=actor if getattr(actor, "pk", None) else None, content_type=content_type[:255],
-            calculation=calculation,
-            input=_stored(body, content_type), output=_stored(reply.body, reply.content_type) if reply else None,
-            status=status, http_status=reply.status if reply else None, error=error,
-            latency_ms=reply.latency_ms if reply else latency_ms)
+    return create_without_waiting_for_disk(  # the answer should not wait for the disk
+        Prediction.objects, carrier="status",
+        model=model, model_name=model.name, model_version=model.version, image=model.image,
+        user=actor if getattr(actor, "pk", None) else None, content_type=content_type[:255],
+        calculation=calculation,
+        input=_stored(body, content_type), output=_stored(reply.body, reply.content_type) if reply else None,
+        status=status, http_status=reply.status if reply else None, error=error,
+        latency_ms=reply.latency_ms if reply else latency_ms)
+
+
+INVOCATION_FIELDS = ("id", "name", "version", "image", "state", "address", "next_restart_at", "last_error")
+"""What :func:`invoke` reads of a model (the proxy loads nothing else)."""
 
 
 def invoke(*, actor, model: MLModel, body: bytes, content_type: str, accept: str = "",

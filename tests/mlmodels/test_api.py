@@ -101,10 +101,17 @@ def test_it_answers_400_when_the_image_is_gone_at_start(api_as, make_model, fake
 def test_it_records_a_prediction_without_waiting_for_the_disk(api_as, running_model, fake_docker):
     with CaptureQueriesContext(connection) as queries:
         assert _invoke(api_as("alice"), running_model).status_code == 200
-    sql = [q["sql"] for q in queries.captured_queries]
-    relaxed = sql.index("SET LOCAL synchronous_commit TO OFF")
-    assert sql[relaxed + 1].startswith('INSERT INTO "mlmodels_prediction"')
-    assert Prediction.objects.count() == 1
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "mlmodels_prediction"')]
+    assert len(inserts) == 1 and "set_config('synchronous_commit', 'off', true)" in inserts[0]
+    assert not any(q["sql"] in ("BEGIN", "COMMIT") or "SET LOCAL" in q["sql"] for q in queries.captured_queries)
+    assert Prediction.objects.get().status == "ok"
+
+
+def test_it_reads_only_what_an_invocation_needs_of_the_model(api_as, running_model, fake_docker):
+    with CaptureQueriesContext(connection) as queries:
+        assert _invoke(api_as("alice"), running_model).status_code == 200
+    model_reads = [q["sql"] for q in queries.captured_queries if 'FROM "mlmodels_mlmodel"' in q["sql"]]
+    assert len(model_reads) == 1 and '"environment"' not in model_reads[0] and "JOIN" not in model_reads[0]
 
 
 def test_it_passes_the_body_and_content_type_through(api_as, running_model, fake_docker):
