@@ -73,7 +73,9 @@ class CalculationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         form = CalculationWriteSerializer(data=spec)
         form.is_valid(raise_exception=True)
         calc = services.submit_calculation(owner=request.user, files=files, **form.validated_data)
-        return Response(self.get_serializer(self.get_queryset().get(pk=calc.pk)).data, status=status.HTTP_201_CREATED)
+        # The new row with the relations it was made from (what a read would join); its
+        # pseudopotentials and files are read by the serializer.
+        return Response(self.get_serializer(calc).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=CalculationUpdateSerializer, responses={200: CalculationSerializer})
     def partial_update(self, request, pk=None):

@@ -22,7 +22,7 @@ from django.utils import timezone
 from calculations import validation
 from calculations.models import CHAIN_LEVEL, AnalysisResult, Artifact, Calculation, LogLine, Result
 from calculations.services import IllegalTransition, StaleState, transition, transition_many
-from calculations.states import ACTIVE, AGENT_REPORTABLE, State
+from calculations.states import ACTIVE, AGENT_REPORTABLE, State, why_not
 from clusters.models import Cluster
 
 log = logging.getLogger(__name__)
@@ -88,30 +88,50 @@ def record_event(*, calc: Calculation, seq: int, state: str, step: int | None = 
     """Apply an agent's event. A replayed ``seq`` is a no-op; an illegal transition raises
     ``IllegalTransition``; an event repeating the current state only updates progress; an
     event of an ``attempt`` that is over raises ``StaleState``."""
-    with transaction.atomic():
+    # No savepoint of its own (agents report thousands of events, and each savepoint costs
+    # two round trips): a refusal is decided under the row's lock and raised after the
+    # block, with nothing written.
+    with transaction.atomic(savepoint=False):
         calc = Calculation.objects.select_for_update().get(pk=calc.pk)
-        if attempt is not None and attempt != calc.attempt:
-            raise StaleState(f"Attempt {attempt} of calculation {calc.pk} is over: it runs attempt {calc.attempt} now.")
-        if seq <= calc.agent_seq:
-            return {"duplicate": True, "state": calc.state}
-        if state not in AGENT_REPORTABLE:
-            raise IllegalTransition(f"An agent cannot report state {state!r}.")
-        updates = {"agent_seq": seq, "lease_expires_at": _lease_until()}
-        if step is not None:
-            updates["current_step"] = step
-        if progress is not None:
-            updates["progress"] = with_trend(calc.progress, progress)
-        if state == calc.state:
-            Calculation.objects.filter(pk=calc.pk).update(**updates, updated_at=timezone.now())
-            return {"duplicate": False, "state": state}
-        if state == State.FAILED:
-            failure_class = failure_class or "unknown"
-            updates["failure_reason"] = reason
-        if state in (State.SUCCEEDED, State.FAILED, State.CANCELLED):
-            updates["lease_expires_at"] = None
-        transition(calc, State(state), by_agent=True, seq=seq, step=step, reason=reason,
-                   failure_class=failure_class, **updates)
-    return {"duplicate": False, "state": state}
+        refusal = _refusal(calc, seq=seq, state=state, attempt=attempt)
+        duplicate = refusal is None and seq <= calc.agent_seq
+        if refusal is None and not duplicate:
+            _apply_event(calc, seq=seq, state=State(state), step=step, reason=reason,
+                         failure_class=failure_class, progress=progress)
+    if refusal is not None:
+        raise refusal
+    return {"duplicate": duplicate, "state": calc.state}
+
+
+def _refusal(calc: Calculation, *, seq: int, state: str, attempt: int | None) -> Exception | None:
+    """Why an agent's event cannot be applied to ``calc`` (None: it can, or it is a replay)."""
+    if attempt is not None and attempt != calc.attempt:
+        return StaleState(f"Attempt {attempt} of calculation {calc.pk} is over: it runs attempt {calc.attempt} now.")
+    if seq <= calc.agent_seq:
+        return None  # a replay, answered as a duplicate
+    if state not in AGENT_REPORTABLE:
+        return IllegalTransition(f"An agent cannot report state {state!r}.")
+    refusal = why_not(calc.state, State(state)) if state != calc.state else None
+    return IllegalTransition(refusal) if refusal else None
+
+
+def _apply_event(calc: Calculation, *, seq: int, state: State, step: int | None, reason: str,
+                 failure_class: str, progress: dict | None) -> None:
+    updates = {"agent_seq": seq, "lease_expires_at": _lease_until()}
+    if step is not None:
+        updates["current_step"] = step
+    if progress is not None:
+        updates["progress"] = with_trend(calc.progress, progress)
+    if state == calc.state:
+        Calculation.objects.filter(pk=calc.pk).update(**updates, updated_at=timezone.now())
+        return
+    if state == State.FAILED:
+        failure_class = failure_class or "unknown"
+        updates["failure_reason"] = reason
+    if state in (State.SUCCEEDED, State.FAILED, State.CANCELLED):
+        updates["lease_expires_at"] = None
+    transition(calc, state, by_agent=True, seq=seq, step=step, reason=reason, failure_class=failure_class,
+               **updates)
 
 
 TREND_POINTS = 60
@@ -159,7 +179,6 @@ def _artifact_bytes(artifact: dict) -> bytes:
     return content
 
 
-@transaction.atomic
 def store_results(*, calc: Calculation, step: int | None, key: str, data: dict | None,
                   analyses: list[dict], artifacts: list[dict]) -> Result:
     """Store (or replace) a step's extracted data, analysis results and artifacts."""
@@ -167,18 +186,26 @@ def store_results(*, calc: Calculation, step: int | None, key: str, data: dict |
     blobs = [(a, _artifact_bytes(a)) for a in artifacts]
     for artifact, _content in blobs:
         validation.check_file_name(artifact["name"], field="artifacts")
-    result, _ = Result.objects.update_or_create(
-        calculation=calc, attempt=calc.attempt, step=step, key=key, defaults={"data": data or {}})
-    for analysis in analyses:
-        AnalysisResult.objects.update_or_create(
-            calculation=calc, attempt=calc.attempt, step=step, name=analysis["name"],
-            defaults={"status": analysis["status"], "data": analysis.get("data") or {},
-                      "message": analysis.get("message", "")})
-    for artifact, content in blobs:
-        Artifact.objects.filter(calculation=calc, attempt=calc.attempt, step=step, name=artifact["name"]).delete()
-        Artifact.objects.create(calculation=calc, attempt=calc.attempt, step=step, name=artifact["name"],
-                                content_type=artifact.get("content_type", "application/octet-stream"),
-                                size=len(content), file=ContentFile(content, name=artifact["name"]))
+    # Refusals are above, before any write: no savepoint of its own. Results and analyses
+    # are upserted, one statement each (a replayed report replaces what it sent before).
+    with transaction.atomic(savepoint=False):
+        [result] = Result.objects.bulk_create(
+            [Result(calculation=calc, attempt=calc.attempt, step=step, key=key, data=data or {})],
+            update_conflicts=True, unique_fields=["calculation", "attempt", "step", "key"],
+            update_fields=["data", "updated_at"])
+        latest = {analysis["name"]: analysis for analysis in analyses}  # one row may be written once
+        if latest:
+            AnalysisResult.objects.bulk_create(
+                [AnalysisResult(calculation=calc, attempt=calc.attempt, step=step, name=name,
+                                status=analysis["status"], data=analysis.get("data") or {},
+                                message=analysis.get("message", "")) for name, analysis in latest.items()],
+                update_conflicts=True, unique_fields=["calculation", "attempt", "step", "name"],
+                update_fields=["status", "data", "message"])
+        for artifact, content in blobs:
+            Artifact.objects.filter(calculation=calc, attempt=calc.attempt, step=step, name=artifact["name"]).delete()
+            Artifact.objects.create(calculation=calc, attempt=calc.attempt, step=step, name=artifact["name"],
+                                    content_type=artifact.get("content_type", "application/octet-stream"),
+                                    size=len(content), file=ContentFile(content, name=artifact["name"]))
     return result
 
 

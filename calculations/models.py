@@ -86,7 +86,7 @@ class Calculation(models.Model):
     failure_class = models.CharField(max_length=32, blank=True)
     failure_reason = models.TextField(blank=True)
 
-    inputs_hash = models.CharField(max_length=64, db_index=True)
+    inputs_hash = models.CharField(max_length=64)
     duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -103,6 +103,10 @@ class Calculation(models.Model):
             models.Index(fields=["state", "lease_expires_at"], name="calc_lease_idx"),
             models.Index(fields=["owner", "-created_at"], name="calc_owner_idx"),
             models.Index(fields=["molecule", "-created_at"], name="calc_molecule_idx"),
+            # The latest succeeded run of the same inputs (duplicate_of), read at every
+            # submission: without the condition the read grows with every run of those inputs.
+            models.Index(fields=["inputs_hash", "-finished_at"], condition=Q(state=State.SUCCEEDED),
+                         name="calc_duplicate_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(state__in=State.values), name="calc_state_valid"),

@@ -57,17 +57,20 @@ def transition(calc: Calculation, to: State, *, actor=None, by_agent: bool = Fal
         updates.setdefault("started_at", now)
     if to in TERMINAL:
         updates.setdefault("finished_at", now)
-    with transaction.atomic():
+    # No savepoint of its own (two round trips fewer): a refusal is raised after the block,
+    # with nothing written, and a database error spoils the caller's transaction anyway.
+    with transaction.atomic(savepoint=False):
         changed = Calculation.objects.filter(pk=calc.pk, state=source).update(**updates)
-        if not changed:
-            raise StaleState(f"Calculation {calc.pk} changed state meanwhile (it was {source}).")
-        for name, value in updates.items():
-            setattr(calc, name, value)
-        event = CalculationEvent.objects.create(
-            calculation=calc, attempt=calc.attempt, seq=seq, from_state=source, to_state=to, step=step,
-            actor=actor if getattr(actor, "pk", None) else None, by_agent=by_agent, reason=reason,
-            failure_class=failure_class, data=data or {})
-        _notify_after_commit([event.pk])
+        if changed:
+            for name, value in updates.items():
+                setattr(calc, name, value)
+            event = CalculationEvent.objects.create(
+                calculation=calc, attempt=calc.attempt, seq=seq, from_state=source, to_state=to, step=step,
+                actor=actor if getattr(actor, "pk", None) else None, by_agent=by_agent, reason=reason,
+                failure_class=failure_class, data=data or {})
+            _notify_after_commit([event.pk])
+    if not changed:
+        raise StaleState(f"Calculation {calc.pk} changed state meanwhile (it was {source}).")
     return event
 
 
@@ -192,9 +195,13 @@ def submit_calculation(*, owner, name: str, cluster, engine: str, config: dict, 
         pseudo_hashes=[p.sha256 for p in pseudopotentials], file_hashes=[sha for _n, _b, sha in blobs])
     calc.duplicate_of = (Calculation.objects.filter(inputs_hash=calc.inputs_hash, engine=engine,
                                                     state=State.SUCCEEDED).order_by("-finished_at").first())
-    calc.full_clean(exclude=["inputs_hash", "owner", "molecule", "cluster"])
+    # The relations are the caller's own objects and duplicate_of was just read; the one
+    # constraint, on the state, holds the service's own choice (and the database checks it).
+    calc.full_clean(exclude=["inputs_hash", "owner", "molecule", "cluster", "duplicate_of"],
+                    validate_constraints=False)
     calc.save()
-    calc.pseudopotentials.set(pseudopotentials)
+    if pseudopotentials:  # a new calculation has none: nothing to read or remove
+        calc.pseudopotentials.add(*pseudopotentials)
     for file_name, content, sha in blobs:
         CalculationFile.objects.create(calculation=calc, name=file_name, sha256=sha, size=len(content),
                                        file=ContentFile(content, name=file_name))

@@ -97,13 +97,26 @@ def test_it_stores_results_analyses_and_artifacts_and_replaces_on_repost(claimed
             "analyses": [{"name": "energy_summary", "status": "ok", "data": {"total": -465.1}}],
             "artifacts": [{"name": "scf.png", "content_type": "image/png",
                            "content_b64": base64.b64encode(b"\x89PNG fake").decode()}]}
+    ids = []
     for total in (-465.1, -465.2):
         body["data"]["energies"]["total"] = total
         response = agent_client.post(f"{BASE}/calculations/{calc.pk}/results/", body, format="json")
         assert response.status_code == 201 and response.json()["acknowledged"] is True
+        ids.append(response.json()["id"])
+    assert ids[0] == ids[1] == Result.objects.get(calculation=calc).pk  # replaced in place
     assert Result.objects.get(calculation=calc).data["energies"]["total"] == -465.2
     assert AnalysisResult.objects.get(calculation=calc).status == "ok"
     assert Artifact.objects.get(calculation=calc).file.read() == b"\x89PNG fake"
+
+
+def test_it_keeps_the_last_of_two_analyses_of_one_name(claimed, agent_client):
+    calc, _ = claimed
+    body = {"step": 0, "analyses": [{"name": "energy_summary", "status": "failed", "message": "first"},
+                                    {"name": "energy_summary", "status": "ok", "data": {"total": -1.0}}]}
+    response = agent_client.post(f"{BASE}/calculations/{calc.pk}/results/", body, format="json")
+    assert response.status_code == 201, response.content
+    analysis = AnalysisResult.objects.get(calculation=calc)
+    assert (analysis.status, analysis.data, analysis.message) == ("ok", {"total": -1.0}, "")
 
 
 @pytest.mark.parametrize("body", [

@@ -35,6 +35,27 @@ def test_it_creates_a_calculation_with_attached_files_from_multipart(api_as, bod
     assert response.json()["files"][0]["name"] == "elec.TSHS"
 
 
+@pytest.mark.parametrize("multipart", [False, True])
+def test_it_answers_a_creation_as_a_read_of_it_would(api_as, body, multipart):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client = api_as("alice")
+    created = (client.post("/api/calculations/", {"spec": json.dumps(body), "files": [
+        SimpleUploadedFile("elec.TSHS", b"abc")]}, format="multipart") if multipart
+        else client.post("/api/calculations/", body, format="json"))
+    assert created.status_code == 201, created.content
+    read = client.get(f"/api/calculations/{created.json()['id']}/")
+    assert created.json() == read.json()
+    assert created.json()["pseudopotentials"] and created.json()["molecule_name"]
+
+
+def test_it_creates_in_a_bounded_number_of_queries(api_as, body, submit, django_assert_max_num_queries):
+    client = api_as("alice")
+    submit(engine="siesta")  # an earlier run of other inputs: the duplicate check reads an index
+    with django_assert_max_num_queries(14):
+        assert client.post("/api/calculations/", body, format="json").status_code == 201
+
+
 def test_it_names_the_missing_dependency_of_an_analysis(api_as, body):
     body.update(analyses=["iv_curve"], chain={"parameter": "TS.Voltage", "values": [0.0, 0.1]})
     response = api_as("alice").post("/api/calculations/", body, format="json")
