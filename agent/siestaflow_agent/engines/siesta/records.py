@@ -49,9 +49,22 @@ class Thinned(Generic[T]):
         self._last = item
         self.count += 1
 
+    def keeps(self, n: int) -> bool:
+        """Whether any of the next ``n`` appends would be kept."""
+        return n > 0 and -self.count % self.stride < n
+
+    def skip(self, n: int) -> None:
+        """Count ``n`` appends that :meth:`keeps` says are not kept, without their items: a
+        fast reader that skimmed them. ``last`` is ``None`` until the next :meth:`append`,
+        which the caller guarantees (the latest item is always a real one)."""
+        assert not self.keeps(n)
+        self.count += n
+        if n:
+            self._last = None
+
     @property
     def last(self) -> T | None:
-        """The latest item appended (None when empty)."""
+        """The latest item appended (None when empty, or right after :meth:`skip`)."""
         return self._last
 
     def __len__(self) -> int:
@@ -135,6 +148,20 @@ class ScfCycle:
     def to_dict(self) -> dict[str, Any]:
         """Summary plus the full per-iteration columns."""
         return {**self.summary(), "history": {c: list(v) for c, v in self.rows.items()}}
+
+
+@dataclasses.dataclass(frozen=True)
+class StepShape:
+    """What one whole geometry step (from its ``Begin`` line to the next) adds to the counters,
+    as measured by parsing one step of that shape; ``fields`` are the :class:`SiestaOutput`
+    attributes its lines surely set (last value seen wins)."""
+
+    n_cycles: int
+    converged: bool
+    n_scf_lines: int
+    n_ts_scf_lines: int
+    n_converged_lines: int
+    fields: tuple[str, ...]
 
 
 @dataclasses.dataclass

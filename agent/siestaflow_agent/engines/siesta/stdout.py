@@ -11,6 +11,8 @@ converged`` (and the ``MinSCFIterations`` "continued" line), ``SCF_NOT_CONV``, t
 ``:!:``, ``outcoor: Relaxed`` vs ``Final (unrelaxed)``, ``Stopping Program`` for ``die``.
 
 Use :func:`parse_stdout` for a finished file and :func:`progress` for a growing one.
+:func:`parse_stdout` reads through ``skim.py``, which counts most steps of a long run with
+:meth:`StdoutParser.skip_step` and feeds the rest here; :func:`parse_lines` feeds every line.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .fortran import find_numbers, split_numbers, to_float
-from .records import KEPT_UNCONVERGED, GeometryStep, ScfCycle, SiestaOutput
+from .records import KEPT_UNCONVERGED, GeometryStep, ScfCycle, SiestaOutput, StepShape
 
 HEADER_LINES = 400
 """The version line is searched in this many first lines (trunk builds print it late)."""
@@ -55,8 +57,10 @@ def parse_stdout(path: str | os.PathLike[str]) -> SiestaOutput:
     key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
     if _last_parsed is not None and _last_parsed[0] == key:
         return _last_parsed[1]
-    with open_text(path) as handle:
-        out = parse_lines(handle)
+    from .skim import Skimmer  # skim.py drives this module's parser: imported when used
+
+    with open(path, "rb") as handle:
+        out = Skimmer().read(handle)
     _last_parsed = (key, out)
     return out
 
@@ -152,6 +156,29 @@ class StdoutParser:
         """Close the last SCF cycle and return the result."""
         self._close_cycle()
         return self.out
+
+    def skip_step(self, n_lines: int, shape: StepShape) -> bool:
+        """Account for a whole geometry step of ``n_lines`` lines (its ``Begin`` line first)
+        without reading them, when the result cannot tell the difference: the thinned records
+        keep neither the step nor its cycles, the cycles converged, the header and the first
+        max force are past. Otherwise return False having only closed the open cycle, as the
+        step's ``Begin`` line does, and the caller feeds the lines. The caller sets the values
+        ``shape.fields`` names and keeps the last cycles (``out.cycles``) out of this path."""
+        self._close_cycle()
+        out = self.out
+        if (out.n_lines < HEADER_LINES or not shape.converged or out.steps.keeps(1)
+                or out.cycle_summaries.keeps(shape.n_cycles)
+                or ("max_force" in shape.fields and out.first_max_force is None)):
+            return False
+        self._block = None  # the next step's Begin line would end any table
+        out.n_lines += n_lines
+        out.steps.skip(1)
+        out.cycle_summaries.skip(shape.n_cycles)
+        self._n_cycles += shape.n_cycles
+        out.n_scf_lines += shape.n_scf_lines
+        out.n_ts_scf_lines += shape.n_ts_scf_lines
+        out.n_converged_lines += shape.n_converged_lines
+        return True
 
     # -- header ------------------------------------------------------------------------
 
