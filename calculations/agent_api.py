@@ -141,7 +141,9 @@ def _results(calc: Calculation, body, cluster) -> tuple[int, dict]:
 
 
 REPORTS = {"event": _event, "logs": _logs, "results": _results}
-"""What an agent reports about a calculation: the body each takes is that of its own route."""
+"""What an agent reports about a calculation: the body each takes is that of its own route.
+Each refuses (an APIException, a ValidationError, Http404) before it writes anything, and
+writes atomically, so a batch needs no savepoint per report (keep it so)."""
 
 
 class Conflict(APIException):
@@ -206,8 +208,9 @@ class ResultsView(ReportView):
 
 class ReportsView(AgentView):
     """Several reports in order, in one request and one transaction (one commit, not one per
-    report): each is applied in a savepoint and answered as its own route would answer it,
-    so a refused report (400, 404, 409) changes nothing and leaves the others applied."""
+    report): each is answered as its own route would answer it, and a refused report (400,
+    404, 409) changes nothing and leaves the others applied, as every kind refuses before it
+    writes (``REPORTS``). A database error fails the whole batch."""
 
     @extend_schema(request=AgentReportsSerializer, responses={200: inline_serializer(
         "ReportsAnswer", fields={"answers": serializers.ListField(child=serializers.DictField())})})
@@ -224,11 +227,10 @@ class ReportsView(AgentView):
 
     def _apply(self, report: dict, calcs: dict[int, Calculation]) -> dict:
         try:
-            with transaction.atomic():
-                calc = calcs.get(report["calculation"])
-                if calc is None:
-                    raise Http404("No such calculation on this cluster.")
-                code, answer = REPORTS[report["kind"]](calc, report["body"], self.cluster)
+            calc = calcs.get(report["calculation"])
+            if calc is None:
+                raise Http404("No such calculation on this cluster.")
+            code, answer = REPORTS[report["kind"]](calc, report["body"], self.cluster)
         except (APIException, DjangoValidationError, Http404) as exc:
             refused = self.get_exception_handler()(exc, self.get_exception_handler_context())
             return {"status": refused.status_code, "body": refused.data}
