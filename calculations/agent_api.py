@@ -26,7 +26,7 @@ from calculations.serializers import (
     AgentResultsSerializer,
     ClaimRequestSerializer,
 )
-from calculations.services import IllegalTransition, StaleState, notifications_batched
+from calculations.services import IllegalTransition, StaleState, events_batched, notifications_batched
 from clusters.agent_api import AgentView as ClusterAgentView
 
 CLAIM_POLL_SECONDS = 0.2
@@ -221,7 +221,8 @@ class ReportsView(AgentView):
         # One lookup for the batch: logs and results use the row's id and attempt, and an
         # event reads its row again, locked.
         calcs = ingest.for_cluster(self.cluster).in_bulk({r["calculation"] for r in reports})
-        with notifications_batched(), transaction.atomic():  # one message, after the commit
+        # The events inserted at once before the commit, their notifications in one message after it.
+        with notifications_batched(), transaction.atomic(), events_batched():
             answers = [self._apply(report, calcs) for report in reports]
         return Response({"answers": answers})
 

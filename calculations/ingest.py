@@ -83,6 +83,10 @@ def on_heartbeat(*, cluster, running_ids: list[int]) -> list[int]:
 # --- events -----------------------------------------------------------------------------
 
 
+EVENT_FIELDS = ("id", "state", "attempt", "agent_seq", "progress", "started_at")
+"""What applying an event reads of its calculation (the locked read loads nothing else)."""
+
+
 def record_event(*, calc: Calculation, seq: int, state: str, step: int | None = None, reason: str = "",
                  failure_class: str = "", progress: dict | None = None, attempt: int | None = None) -> dict:
     """Apply an agent's event. A replayed ``seq`` is a no-op; an illegal transition raises
@@ -92,7 +96,7 @@ def record_event(*, calc: Calculation, seq: int, state: str, step: int | None = 
     # two round trips): a refusal is decided under the row's lock and raised after the
     # block, with nothing written.
     with transaction.atomic(savepoint=False):
-        calc = Calculation.objects.select_for_update().get(pk=calc.pk)
+        calc = Calculation.objects.select_for_update().only(*EVENT_FIELDS).get(pk=calc.pk)
         refusal = _refusal(calc, seq=seq, state=state, attempt=attempt)
         duplicate = refusal is None and seq <= calc.agent_seq
         if refusal is None and not duplicate:

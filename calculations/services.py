@@ -64,14 +64,42 @@ def transition(calc: Calculation, to: State, *, actor=None, by_agent: bool = Fal
         if changed:
             for name, value in updates.items():
                 setattr(calc, name, value)
-            event = CalculationEvent.objects.create(
+            event = CalculationEvent(
                 calculation=calc, attempt=calc.attempt, seq=seq, from_state=source, to_state=to, step=step,
                 actor=actor if getattr(actor, "pk", None) else None, by_agent=by_agent, reason=reason,
                 failure_class=failure_class, data=data or {})
-            _notify_after_commit([event.pk])
+            _save_event(event)
     if not changed:
         raise StaleState(f"Calculation {calc.pk} changed state meanwhile (it was {source}).")
     return event
+
+
+_pending_events: ContextVar[list[CalculationEvent] | None] = ContextVar("batched_events", default=None)
+
+
+def _save_event(event: CalculationEvent) -> None:
+    pending = _pending_events.get()
+    if pending is None:
+        event.save()
+        _notify_after_commit([event.pk])
+    else:
+        pending.append(event)
+
+
+@contextmanager
+def events_batched() -> Iterator[None]:
+    """The events of every transition made inside are inserted together, in order, when the
+    block ends without an error (one INSERT, not one per transition), then notified. Use it
+    inside the transaction (``with transaction.atomic(), events_batched():``); the events
+    returned by :func:`transition` meanwhile have no id yet."""
+    pending: list[CalculationEvent] = []
+    token = _pending_events.set(pending)
+    try:
+        yield
+    finally:
+        _pending_events.reset(token)
+    if pending:
+        _notify_after_commit([event.pk for event in CalculationEvent.objects.bulk_create(pending)])
 
 
 _batched: ContextVar[list[int] | None] = ContextVar("batched_notifications", default=None)

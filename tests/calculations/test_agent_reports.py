@@ -78,6 +78,13 @@ def test_it_commits_once_without_savepoints(transactional_db, claimed, agent_cli
     assert statements.count("COMMIT") == 1
     # no savepoints (each costs two round trips): every kind refuses before it writes
     assert not any(sql.startswith("SAVEPOINT") for sql in statements)
+    # the batch's four events inserted together, in the order they happened
+    inserts = [sql for sql in statements if sql.startswith('INSERT INTO "calculations_calculationevent"')]
+    assert len(inserts) == 1
+    events = CalculationEvent.objects.filter(calculation=claimed, seq__isnull=False).order_by("pk")
+    assert [(e.seq, e.from_state, e.to_state) for e in events] == [
+        (1, "claimed", "running"), (2, "running", "validating"), (3, "validating", "extracting"),
+        (4, "extracting", "succeeded")]
 
 
 @pytest.mark.parametrize(("body", "field"), [
