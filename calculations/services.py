@@ -74,6 +74,17 @@ def transition(calc: Calculation, to: State, *, actor=None, by_agent: bool = Fal
     return event
 
 
+@contextmanager
+def _collecting(into: ContextVar[list | None]) -> Iterator[list]:
+    """A new list in ``into`` for the block (what the code inside adds to it), yielded."""
+    items: list = []
+    token = into.set(items)
+    try:
+        yield items
+    finally:
+        into.reset(token)
+
+
 _pending_events: ContextVar[list[CalculationEvent] | None] = ContextVar("batched_events", default=None)
 
 
@@ -92,12 +103,8 @@ def events_batched() -> Iterator[None]:
     block ends without an error (one INSERT, not one per transition), then notified. Use it
     inside the transaction (``with transaction.atomic(), events_batched():``); the events
     returned by :func:`transition` meanwhile have no id yet."""
-    pending: list[CalculationEvent] = []
-    token = _pending_events.set(pending)
-    try:
+    with _collecting(_pending_events) as pending:
         yield
-    finally:
-        _pending_events.reset(token)
     if pending:
         _notify_after_commit([event.pk for event in CalculationEvent.objects.bulk_create(pending)])
 
@@ -111,12 +118,8 @@ def notifications_batched() -> Iterator[None]:
     block ends without an error. Wrap it around the transaction (``with
     notifications_batched(), transaction.atomic():``) so the message goes after the commit.
     An event rolled back meanwhile (a savepoint) is simply not found by the task."""
-    bucket: list[int] = []
-    token = _batched.set(bucket)
-    try:
+    with _collecting(_batched) as bucket:
         yield
-    finally:
-        _batched.reset(token)
     if bucket:
         _enqueue_notifications(bucket)
 
