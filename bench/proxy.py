@@ -3,7 +3,8 @@ the model's container. The example model (examples/models) is built with its bui
 registered and started through ``mlmodels.services`` (host networking), then called in
 alternating blocks: directly at its address, and through gunicorn
 (``POST /api/models/<id>/invocations/``, JWT). The overhead is the difference of the
-percentiles, per repeat; the figure is their median."""
+percentiles, per repeat; the figure is their median. Beside it, the floor any request pays:
+``GET /api/me/`` with the same JWT, by the same client."""
 
 from __future__ import annotations
 
@@ -78,14 +79,18 @@ def proxy(ctx) -> dict:
         headers = {"Content-Type": "application/json"}
         direct_url = f"http://{model.address}/invocations"
         proxy_url = f"{ctx.server.url}/api/models/{model.pk}/invocations/"
+        me_url = f"{ctx.server.url}/api/me/"
         runs = []
         for _ in range(ctx.profile.repeats):
             _timed(lambda: direct.post(direct_url, data=BODY, headers=headers, timeout=30), 5)  # warm-up
             _timed(lambda: through.post(proxy_url, data=BODY, headers=headers, timeout=30), 5)
             d = _timed(lambda: direct.post(direct_url, data=BODY, headers=headers, timeout=30), ctx.profile.proxy_n)
             p = _timed(lambda: through.post(proxy_url, data=BODY, headers=headers, timeout=30), ctx.profile.proxy_n)
+            # the floor: the smallest authenticated request, by the same client, to the same server
+            f = _timed(lambda: through.get(me_url, timeout=30), ctx.profile.proxy_n)
             runs.append({"direct_p50_ms": ms(percentile(d, 50)), "direct_p99_ms": ms(percentile(d, 99)),
-                         "proxy_p50_ms": ms(percentile(p, 50)), "proxy_p99_ms": ms(percentile(p, 99))})
+                         "proxy_p50_ms": ms(percentile(p, 50)), "proxy_p99_ms": ms(percentile(p, 99)),
+                         "me_p50_ms": ms(percentile(f, 50)), "me_p99_ms": ms(percentile(f, 99))})
             runs[-1]["overhead_p50_ms"] = round(runs[-1]["proxy_p50_ms"] - runs[-1]["direct_p50_ms"], 2)
             runs[-1]["overhead_p99_ms"] = round(runs[-1]["proxy_p99_ms"] - runs[-1]["direct_p99_ms"], 2)
     finally:

@@ -32,7 +32,8 @@ ROWS = {
                    ("sisl problem", "sisl.problem")],
     "proxy": [("overhead p50 / p99 ms", "overhead_p50_ms", "overhead_p99_ms"),
               ("direct p50 / p99 ms", "direct_p50_ms", "direct_p99_ms"),
-              ("through siestaflow p50 / p99 ms", "proxy_p50_ms", "proxy_p99_ms")],
+              ("through siestaflow p50 / p99 ms", "proxy_p50_ms", "proxy_p99_ms"),
+              ("GET /api/me/ (same client) p50 / p99 ms", "me_p50_ms", "me_p99_ms")],
 }
 
 
