@@ -68,7 +68,7 @@ def transition(calc: Calculation, to: State, *, actor=None, by_agent: bool = Fal
                 calculation=calc, attempt=calc.attempt, seq=seq, from_state=source, to_state=to, step=step,
                 actor=actor if getattr(actor, "pk", None) else None, by_agent=by_agent, reason=reason,
                 failure_class=failure_class, data=data or {})
-            _save_event(event)
+            _save_events([event])
     if not changed:
         raise StaleState(f"Calculation {calc.pk} changed state meanwhile (it was {source}).")
     return event
@@ -88,25 +88,26 @@ def _collecting(into: ContextVar[list | None]) -> Iterator[list]:
 _pending_events: ContextVar[list[CalculationEvent] | None] = ContextVar("batched_events", default=None)
 
 
-def _save_event(event: CalculationEvent) -> None:
+def _save_events(events: list[CalculationEvent]) -> None:
+    """Insert ``events`` and notify them after the commit, or leave them to the enclosing
+    :func:`events_batched`."""
     pending = _pending_events.get()
     if pending is None:
-        event.save()
-        _notify_after_commit([event.pk])
+        _notify_after_commit([event.pk for event in CalculationEvent.objects.bulk_create(events)])
     else:
-        pending.append(event)
+        pending.extend(events)
 
 
 @contextmanager
 def events_batched() -> Iterator[None]:
-    """The events of every transition made inside are inserted together, in order, when the
-    block ends without an error (one INSERT, not one per transition), then notified. Use it
-    inside the transaction (``with transaction.atomic(), events_batched():``); the events
-    returned by :func:`transition` meanwhile have no id yet."""
+    """The events of every transition made inside (:func:`transition`, :func:`transition_many`)
+    are inserted together, in order, when the block ends without an error (one INSERT, not
+    one per transition), then notified. Use it inside the transaction (``with
+    transaction.atomic(), events_batched():``); the events returned meanwhile have no id yet."""
     with _collecting(_pending_events) as pending:
         yield
     if pending:
-        _notify_after_commit([event.pk for event in CalculationEvent.objects.bulk_create(pending)])
+        _save_events(pending)
 
 
 _batched: ContextVar[list[int] | None] = ContextVar("batched_notifications", default=None)
@@ -158,10 +159,9 @@ def transition_many(calcs: list[Calculation], to: State, *, by_agent: bool = Fal
     with transaction.atomic():
         if Calculation.objects.filter(pk__in=ids, state=source).update(**updates) != len(ids):
             raise StaleState(f"Some of calculations {ids} changed state meanwhile (they were {source}).")
-        events = CalculationEvent.objects.bulk_create([
-            CalculationEvent(calculation=calc, attempt=calc.attempt, from_state=source, to_state=to,
-                             by_agent=by_agent, reason=reason) for calc in calcs])
-        _notify_after_commit([event.pk for event in events])
+        events = [CalculationEvent(calculation=calc, attempt=calc.attempt, from_state=source, to_state=to,
+                                   by_agent=by_agent, reason=reason) for calc in calcs]
+        _save_events(events)
     fresh = {row["pk"]: row for row in Calculation.objects.filter(pk__in=ids).values("pk", *updates)}
     for calc in calcs:
         for name in updates:
