@@ -8,7 +8,8 @@ import math
 import pytest
 from siesta_manifest import DATA, siesta_outputs
 from siestaflow_agent.engines.siesta.fortran import split_numbers
-from siestaflow_agent.engines.siesta.stdout import parse_lines, parse_stdout, progress
+from siestaflow_agent.engines.siesta.progress import progress
+from siestaflow_agent.engines.siesta.stdout import parse_lines, parse_stdout
 
 AU_025 = DATA / "au100_transiesta_bias_0_0.25V_v4.1" / "V0.25" / "au_100.out"
 AU_000 = DATA / "au100_transiesta_bias_0_0.25V_v4.1" / "V0.00" / "au_100.out"

@@ -31,7 +31,7 @@ from ..base import Engine, StepSpec, Validation
 from . import fdf
 from .extract import extract
 from .layout import PROGRAMS, Invocation, StepLayout, stdout_files, write_layout
-from .stdout import progress
+from .progress import progress
 from .validate import validate
 
 RAW_PATTERNS = (

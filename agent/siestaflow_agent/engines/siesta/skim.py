@@ -42,7 +42,7 @@ HELD_MAX = 64 << 20
 FORMS_MAX = 4096
 """Distinct step forms remembered (their shapes are measured again once forgotten)."""
 
-_BOUNDARY = re.compile(rb"\n *+Begin +[!-~]+ +(?:opt\. +move|step)")  # _BEGIN of stdout.py, in ASCII
+_BOUNDARY = re.compile(rb"\n *+Begin +[!-~]+ +(?:opt\. +move|step)")  # BEGIN_STEP of stdout.py, in ASCII
 
 PURE = ("max_force", "max_force_unconstrained", "stress_kbar", "free_energy", "final_forces",
         "stress_static", "pressure_kbar", "cell", "coordinates_header", "coordinates_unit",

@@ -10,7 +10,7 @@ Markers follow ``shared/siesta-outputs.md``: ``Job completed`` / ``>> End of run
 converged`` (and the ``MinSCFIterations`` "continued" line), ``SCF_NOT_CONV``, the trunk
 ``:!:``, ``outcoor: Relaxed`` vs ``Final (unrelaxed)``, ``Stopping Program`` for ``die``.
 
-Use :func:`parse_stdout` for a finished file and :func:`progress` for a growing one.
+Use :func:`parse_stdout` for a finished file (``progress.py`` reads a growing one's tail).
 :func:`parse_stdout` reads through ``skim.py``, which counts most steps of a long run with
 :meth:`StdoutParser.skip_step` and feeds the rest here; :func:`parse_lines` feeds every line.
 """
@@ -20,8 +20,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from .fortran import find_numbers, split_numbers, to_float
 from .records import KEPT_UNCONVERGED, GeometryStep, ScfCycle, SiestaOutput, StepShape
@@ -31,7 +30,7 @@ HEADER_LINES = 400
 
 _VERSION = re.compile(r"^(?:(Siesta|TBtrans)\s+)?Version\s*:\s*(\S+)", re.IGNORECASE)
 _EXECUTABLE = re.compile(r"^Executable\s*:\s*(\S+)")
-_BEGIN = re.compile(r"^Begin\s+(\S+)\s+(?:opt\.\s+move|step)\s*=?\s*(\d+)?")
+BEGIN_STEP = re.compile(r"^Begin\s+(\S+)\s+(?:opt\.\s+move|step)\s*=?\s*(\d+)?")
 _OUTCOOR = re.compile(r"^outcoor:\s*(.*?)\s*atomic coordinates\s*\(([^)]*)\)", re.IGNORECASE)
 _REDATA = re.compile(r"^redata:\s*(.*?)\s*=\s*(.*?)\s*$")
 
@@ -293,7 +292,7 @@ class StdoutParser:
         return self.out.steps.last
 
     def _on_begin(self, word: str, rest: str) -> None:
-        match = _BEGIN.match(f"Begin {rest}")
+        match = BEGIN_STEP.match(f"Begin {rest}")
         if not match:
             return
         self._close_cycle()
@@ -535,67 +534,3 @@ def _float(text: str) -> float | None:
         return to_float(text)
     except ValueError:
         return None
-
-
-# -- progress of a running calculation -----------------------------------------------------
-
-TAIL_START = 64 * 1024
-TAIL_MAX = 4 * 1024 * 1024
-
-
-def progress(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """Where a (possibly still running) SIESTA run is, from the tail of its stdout only.
-
-    Reads the last 64 KiB (growing up to 4 MiB until an ``scf:`` row is found) and returns
-    ``{"scf_kind", "scf_iteration", "energy", "free_energy", "dDmax", "geometry_step",
-    "geometry_kind", "finished"}``, or ``None`` when the file does not exist.
-    """
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError:
-        return None
-    size_read = TAIL_START
-    while True:
-        lines = _tail_lines(path, size, size_read)
-        info = _scan_tail(lines)
-        if info["scf_iteration"] is not None or size_read >= min(size, TAIL_MAX):
-            return info
-        size_read *= 4
-
-
-def _tail_lines(path: Path, size: int, amount: int) -> list[str]:
-    with open(path, "rb") as handle:
-        handle.seek(max(0, size - amount))
-        data = handle.read(amount)
-    lines = data.decode("utf-8", errors="replace").split("\n")
-    return lines[1:] if size > amount else lines  # the first one may be cut
-
-
-def _scan_tail(lines: list[str]) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "scf_kind": None, "scf_iteration": None, "energy": None, "free_energy": None,
-        "dDmax": None, "geometry_step": None, "geometry_kind": None, "finished": False,
-    }
-    for line in lines:
-        text = line.strip()
-        word, _, rest = text.partition(" ")
-        if word in ("scf:", "ts-scf:"):
-            _tail_scf_row(info, word[:-1], rest)
-        elif word == "Begin":
-            match = _BEGIN.match(text)
-            if match and match.group(2):
-                info["geometry_kind"], info["geometry_step"] = match.group(1), int(match.group(2))
-        elif text.startswith((">> End of run", "Stopping Program")):
-            info["finished"] = True
-    return info
-
-
-def _tail_scf_row(info: dict[str, Any], kind: str, rest: str) -> None:
-    try:
-        values = split_numbers(rest)
-    except ValueError:
-        return
-    if len(values) >= 6 and values[0].is_integer():
-        info.update(scf_kind=kind, scf_iteration=int(values[0]), energy=values[2],
-                    free_energy=values[3], dDmax=values[4])
