@@ -62,5 +62,5 @@ def test_it_switches_to_postgres_redis_and_anymail_by_environment(tmp_path):
         MAIL_PROVIDER="sendgrid", SENDGRID_API_KEY="SG.test")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
-        "django.db.backends.postgresql", "redis://127.0.0.1:6379/3",
+        "siestaflow.postgresql", "redis://127.0.0.1:6379/3",
         "django.core.cache.backends.redis.RedisCache", "anymail.backends.sendgrid.EmailBackend"]

@@ -1,0 +1,86 @@
+"""siestaflow.postgresql: Django's backend, whose health check asks the server only when the
+connection is in doubt (PostgreSQL only)."""
+
+import select
+import time
+
+import pytest
+from django.db import close_old_connections, connection, connections
+
+from siestaflow.postgresql.base import quiet_and_idle
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="the PostgreSQL backend")
+
+
+@pytest.fixture
+def other():
+    """A second connection to the test database, as a gunicorn worker would hold."""
+    wrapper = connections.create_connection("default")
+    wrapper.ensure_connection()
+    yield wrapper
+    wrapper.close()
+
+
+def _wait_readable(conn, timeout=10.0):
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    assert poller.poll(timeout * 1000), "the server did not write to the connection"
+
+
+def test_an_idle_connection_is_usable_without_asking(transactional_db, other):
+    assert quiet_and_idle(other.connection)
+    assert other.is_usable()
+
+
+def test_a_connection_the_server_closed_is_not_usable_and_is_replaced(transactional_db, other):
+    pid = other.connection.info.backend_pid
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    _wait_readable(other.connection)
+    assert not quiet_and_idle(other.connection)
+    assert not other.is_usable()
+    # what Django does before a request's first query: the dead connection is closed, a new one opened
+    other.health_check_enabled, other.health_check_done = True, False
+    other.close_if_health_check_failed()
+    with other.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        assert cursor.fetchone()[0] != pid
+
+
+def test_a_connection_with_something_unasked_to_read_is_checked_by_asking(transactional_db, other):
+    with other.cursor() as cursor:
+        cursor.execute("LISTEN siestaflow_test")
+    with connection.cursor() as cursor:
+        cursor.execute("NOTIFY siestaflow_test")
+    _wait_readable(other.connection)
+    assert not quiet_and_idle(other.connection)
+    assert other.is_usable()  # Django's SELECT 1 answers: the connection is fine
+
+
+def test_a_connection_inside_a_transaction_or_after_an_error_is_checked_by_asking(transactional_db, other):
+    other.set_autocommit(False)
+    with other.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    assert not quiet_and_idle(other.connection)
+    other.rollback()
+    other.set_autocommit(True)
+    assert quiet_and_idle(other.connection)
+    other.errors_occurred = True
+    start = time.perf_counter()
+    assert other.is_usable()  # asked: it still answers
+    assert time.perf_counter() - start < 5
+
+
+def test_the_next_request_gets_a_new_connection_when_the_server_closed_the_last_one(transactional_db):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    with connections.create_connection("default").cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    _wait_readable(connection.connection)
+    close_old_connections()  # what Django does when a request starts
+    assert UserFactory().pk  # the request's first query runs, on a new connection
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        assert cursor.fetchone()[0] != pid
