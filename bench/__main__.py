@@ -16,7 +16,7 @@ import time
 import traceback
 from datetime import UTC, datetime
 
-from bench import env
+from bench import env, machine
 from bench.report import table
 
 FIGURES = ("end_to_end", "pickup", "claims", "heartbeats", "extraction", "pages", "proxy")
@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
           f"database {env.DB_NAME}, logs in {env.OUT}", flush=True)
     env.create_database()
     env.setup_django()
+    speed = machine.speed()
+    print(f"bench: this machine: {machine.describe(speed)} (compare runs at similar values only)", flush=True)
     server = env.start_gunicorn() if set(names) - {"extraction"} else None
     celery = env.start_celery() if server else None
     ctx = Context(profile, server, started.strftime("%H%M%S"))
@@ -104,11 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         if celery:
             env.stop_process(celery)
         env.flush_redis()
-    document = {"meta": _meta(args, profile, started), "figures": results}
+    document = {"meta": {**_meta(args, profile, started), "speed": speed}, "figures": results}
     env.OUT.mkdir(parents=True, exist_ok=True)
     (env.OUT / "results.json").write_text(json.dumps(document, indent=2, default=str))
     print(table(results, profile))
-    print(f"\nwritten to {env.OUT / 'results.json'}")
+    print(f"\nthis machine: {machine.describe(speed)}")
+    print(f"written to {env.OUT / 'results.json'}")
     return 0
 
 
