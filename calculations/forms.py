@@ -11,7 +11,7 @@ from calculations import validation
 from calculations.models import Calculation
 from clusters.models import Cluster
 from molecules.models import Molecule, Pseudopotential
-from siestaflow.forms import add_service_errors
+from siestaflow.forms import QuickSelect, add_service_errors
 
 #: Where a service's error key is shown on this form.
 ERROR_FIELDS = {"config": "fdf", "files": "files", "chain": "chain_values", "state": None}
@@ -62,9 +62,9 @@ class CalculationForm(forms.Form):
 
     name = forms.CharField(max_length=200)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    cluster = forms.ModelChoiceField(Cluster.objects.all())
+    cluster = forms.ModelChoiceField(Cluster.objects.all(), widget=QuickSelect)
     engine = forms.ChoiceField(choices=[(e, e) for e in validation.ENGINES], initial="siesta")
-    molecule = forms.ModelChoiceField(Molecule.objects.order_by("name"), required=False,
+    molecule = forms.ModelChoiceField(Molecule.objects.order_by("name"), required=False, widget=QuickSelect,
                                       help_text="Its structure is copied when you submit.")
     fdf = forms.CharField(label="fdf input", required=False, strip=False,
                           widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false", "class": "code"}),
