@@ -34,6 +34,11 @@ def run_service(form: forms.Form, write: Callable[[], T], fields: Renames | None
         return None
 
 
+def _escaped(value) -> str:
+    """``conditional_escape`` without its lazy wrapper: safe text as it is, the rest escaped."""
+    return value.__html__() if hasattr(value, "__html__") else escape(str(value))
+
+
 class QuickSelect(forms.Select):
     """Django's ``Select`` with its options written in Python, not through a template each.
 
@@ -46,8 +51,8 @@ class QuickSelect(forms.Select):
         widget = self.get_context(name, value, attrs)["widget"]
         groups = []
         for group_name, options, _index in widget["optgroups"]:
-            html = "".join(f'<option value="{escape(str(o["value"]))}"{flatatt(o["attrs"]) if o["attrs"] else ""}>'
-                           f'{escape(str(o["label"]))}</option>' for o in options)
-            groups.append(f'<optgroup label="{escape(str(group_name))}">{html}</optgroup>' if group_name else html)
+            html = "".join(f'<option value="{_escaped(o["value"])}"{flatatt(o["attrs"]) if o["attrs"] else ""}>'
+                           f'{_escaped(o["label"])}</option>' for o in options)
+            groups.append(f'<optgroup label="{_escaped(group_name)}">{html}</optgroup>' if group_name else html)
         return format_html('<select name="{}"{}>{}</select>', widget["name"], flatatt(widget["attrs"]),
                            mark_safe("".join(groups)))  # noqa: S308 - every value and label above is escaped

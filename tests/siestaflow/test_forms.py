@@ -28,3 +28,12 @@ def test_the_calculation_filter_lists_clusters_by_name_with_the_chosen_one_selec
     select = select[:select.index("</select>")]
     assert select.index("alpha &lt;b&gt;") < select.index("mid") < select.index("zeta")
     assert f'<option value="{clusters[2].pk}" selected>mid</option>' in select
+
+
+def test_labels_marked_safe_are_written_as_they_are_as_django_does():
+    from django.utils.safestring import mark_safe
+
+    choices = [(1, mark_safe("<b>bold</b>")), (2, "<b>text</b>")]
+    ours = QuickSelect(choices=choices).render("x", 1)
+    assert parse_html(ours) == parse_html(forms.Select(choices=choices).render("x", 1))
+    assert "<b>bold</b>" in ours and "&lt;b&gt;text&lt;/b&gt;" in ours
