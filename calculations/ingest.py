@@ -72,12 +72,17 @@ def has_claimable(cluster) -> bool:
 
 
 def on_heartbeat(*, cluster, running_ids: list[int]) -> list[int]:
-    """Renew the leases of the calculations the agent says it runs; answer the ids whose
-    cancel was requested."""
-    active = for_cluster(cluster).filter(state__in=ACTIVE)
-    if running_ids:
-        active.filter(pk__in=running_ids).update(lease_expires_at=_lease_until())
-    return list(active.filter(cancel_requested=True).values_list("pk", flat=True))
+    """Renew the leases of the calculations the agent says it runs; answer those of them
+    whose cancel was requested, in id order.
+
+    Only what the agent lists: it can cancel nothing else (an active calculation it does not
+    hold is one whose claim never reached it, and its lease runs out). So the heartbeat of
+    an agent that runs nothing, most of them, reads no calculation at all."""
+    if not running_ids:
+        return []
+    listed = for_cluster(cluster).filter(state__in=ACTIVE, pk__in=running_ids)
+    listed.update(lease_expires_at=_lease_until())
+    return list(listed.filter(cancel_requested=True).order_by("pk").values_list("pk", flat=True))
 
 
 # --- events -----------------------------------------------------------------------------
@@ -218,9 +223,10 @@ def store_results(*, calc: Calculation, step: int | None, key: str, data: dict |
 
 def expire_leases(now=None) -> int:
     """Turn active calculations whose lease ran out into ``lost``, then requeue them (a new
-    attempt) or, past ``LEASE_MAX_ATTEMPTS`` losses, fail them. Returns how many."""
+    attempt) or, past ``LEASE_MAX_ATTEMPTS`` losses, fail them; one whose cancel was
+    requested is cancelled instead. Returns how many."""
     now = now or timezone.now()
-    expired = list(Calculation.objects.filter(state__in=ACTIVE, lease_expires_at__lt=now))
+    expired = list(Calculation.objects.filter(state__in=ACTIVE, lease_expires_at__lt=now).select_related("cluster"))
     for calc in expired:
         try:
             _lose(calc, now)
@@ -232,6 +238,10 @@ def expire_leases(now=None) -> int:
 def _lose(calc: Calculation, now) -> None:
     silent = (now - calc.lease_expires_at).total_seconds() + settings.LEASE_SECONDS
     reason = f"no word from the agent of {calc.cluster.name} for {silent:.0f} s (lease expired)"
+    if calc.cancel_requested:  # the user's request stands: not run again
+        log.warning("calculation %s cancelled as asked: %s", calc.pk, reason)
+        transition(calc, State.CANCELLED, reason=f"cancel requested; {reason}", lease_expires_at=None)
+        return
     log.warning("calculation %s lost: %s", calc.pk, reason)
     transition(calc, State.LOST, reason=reason, lost_count=calc.lost_count + 1, lease_expires_at=None)
     if calc.lost_count >= settings.LEASE_MAX_ATTEMPTS:

@@ -197,6 +197,23 @@ def test_it_loses_and_requeues_a_silent_agents_calculation_then_gives_up(submit,
     assert list(calc.events.filter(to_state=State.LOST).values_list("attempt", flat=True)) == [1, 2]
 
 
+def test_a_silent_agents_calculation_whose_cancel_was_asked_is_cancelled_not_requeued(submit, bob, cluster,
+                                                                                      settings, time_machine):
+    time_machine.move_to("2026-03-01 10:00:00", tick=False)
+    calc = submit()
+    ingest.claim(cluster=cluster, max_count=1)
+    services.cancel(actor=bob, calc=Calculation.objects.get(pk=calc.pk))
+    time_machine.shift(settings.LEASE_SECONDS + 1)
+    assert ingest.expire_leases() == 1
+    calc.refresh_from_db()
+    assert (calc.state, calc.attempt, calc.lost_count, calc.lease_expires_at) == (State.CANCELLED, 1, 0, None)
+    assert calc.finished_at is not None
+    last = calc.events.order_by("-pk").first()
+    assert (last.from_state, last.to_state) == (State.CLAIMED, State.CANCELLED)
+    assert last.reason.startswith("cancel requested; no word from the agent of")
+    assert ingest.claim(cluster=cluster, max_count=1) == []
+
+
 def test_it_keeps_a_lease_alive_with_heartbeats(submit, cluster, settings, time_machine):
     time_machine.move_to("2026-03-01 10:00:00", tick=False)
     calc = submit()

@@ -54,6 +54,40 @@ def test_it_renews_leases_and_answers_cancel_requests(cluster, agent_client, pay
     assert Calculation.objects.get(pk=calcs[1].pk).lease_expires_at <= timezone.now()
 
 
+def test_it_answers_only_the_cancels_of_what_the_agent_runs(cluster, agent_client, payload, alice):
+    """An active calculation the agent does not list is one it never got: it cannot cancel
+    it (its lease runs out instead), so the answer names only the listed ones."""
+    from calculations import ingest, services
+    from calculations.models import Calculation
+
+    calcs = [Calculation.objects.create(name=f"c{n}", owner=alice, cluster=cluster, engine="command",
+                                        inputs_hash=str(n)) for n in range(3)]
+    ingest.claim(cluster=cluster, max_count=3)
+    for calc in Calculation.objects.order_by("pk"):
+        services.cancel(actor=alice, calc=calc)
+    payload["running"] = [calcs[2].pk, calcs[0].pk]
+    assert agent_client.post(HEARTBEAT, payload, format="json").json()["cancel"] == [calcs[0].pk, calcs[2].pk]
+    payload["running"] = []
+    assert agent_client.post(HEARTBEAT, payload, format="json").json()["cancel"] == []
+
+
+def test_an_idle_agents_heartbeat_reads_no_calculation(cluster, agent_client, payload, alice):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from calculations import ingest, services
+    from calculations.models import Calculation
+
+    calc = Calculation.objects.create(name="c", owner=alice, cluster=cluster, engine="command", inputs_hash="x")
+    ingest.claim(cluster=cluster, max_count=1)
+    services.cancel(actor=alice, calc=Calculation.objects.get(pk=calc.pk))
+    payload["running"] = []
+    with CaptureQueriesContext(connection) as queries:
+        answer = agent_client.post(HEARTBEAT, payload, format="json")
+    assert answer.status_code == 200 and answer.json()["cancel"] == []
+    assert not [q["sql"] for q in queries.captured_queries if "calculations_calculation" in q["sql"]]
+
+
 def test_it_keeps_what_an_agent_does_not_report(cluster, agent_client):
     cluster.engines, cluster.analyses = ["siesta"], ["energy_summary"]
     cluster.save()
