@@ -224,9 +224,10 @@ def submit_calculation(*, owner, name: str, cluster, engine: str, config: dict, 
     calc.inputs_hash = validation.inputs_hash(
         engine=engine, config=config, structure=inputs["structure"], chain=inputs["chain"],
         pseudo_hashes=[p.sha256 for p in pseudopotentials], file_hashes=[sha for _n, _b, sha in blobs])
-    calc.duplicate_of = (Calculation.objects.filter(inputs_hash=calc.inputs_hash, engine=engine,
-                                                    state=State.SUCCEEDED).order_by("-finished_at").first())
-    # The relations are the caller's own objects and duplicate_of was just read; the one
+    calc.duplicate_of_id = (Calculation.objects.filter(inputs_hash=calc.inputs_hash, engine=engine,
+                                                       state=State.SUCCEEDED)
+                            .order_by("-finished_at").values_list("pk", flat=True).first())
+    # The relations are the caller's own objects and duplicate_of's id was just read; the one
     # constraint, on the state, holds the service's own choice (and the database checks it).
     calc.full_clean(exclude=["inputs_hash", "owner", "molecule", "cluster", "duplicate_of"],
                     validate_constraints=False)
