@@ -86,11 +86,11 @@ def test_a_connection_inside_a_transaction_or_after_an_error_is_checked_by_askin
     assert _last_statement(other) == "SELECT 1"  # asked: it still answers
 
 
-def test_the_next_request_gets_a_new_connection_when_the_server_closed_the_last_one(transactional_db):
+def test_the_next_request_gets_a_new_connection_when_the_server_closed_the_last_one(transactional_db, other):
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         pid = cursor.fetchone()[0]
-    with connections.create_connection("default").cursor() as cursor:
+    with other.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
     _wait_readable(connection.connection)
     close_old_connections()  # what Django does when a request starts
