@@ -37,13 +37,22 @@ def test_it_answers_the_cancel_list_settings_and_server_time(cluster, agent_clie
                       "server_time": "2026-03-01T12:00:00Z"}
 
 
-def test_it_renews_leases_and_answers_cancel_requests(cluster, agent_client, payload, alice):
-    from calculations import ingest, services
+def _claimed(cluster, owner, n: int) -> list:
+    """``n`` calculations of ``cluster``, claimed by its agent."""
+    from calculations import ingest
     from calculations.models import Calculation
 
-    calcs = [Calculation.objects.create(name=f"c{n}", owner=alice, cluster=cluster, engine="command",
-                                        inputs_hash=str(n)) for n in range(2)]
-    ingest.claim(cluster=cluster, max_count=2)
+    calcs = [Calculation.objects.create(name=f"c{i}", owner=owner, cluster=cluster, engine="command",
+                                        inputs_hash=str(i)) for i in range(n)]
+    ingest.claim(cluster=cluster, max_count=n)
+    return list(Calculation.objects.filter(pk__in=[c.pk for c in calcs]).order_by("pk"))
+
+
+def test_it_renews_leases_and_answers_cancel_requests(cluster, agent_client, payload, alice):
+    from calculations import services
+    from calculations.models import Calculation
+
+    calcs = _claimed(cluster, alice, 2)
     Calculation.objects.update(lease_expires_at=timezone.now())
     services.cancel(actor=alice, calc=Calculation.objects.get(pk=calcs[0].pk))
     payload["running"] = [calcs[0].pk, calcs[0].pk, 999_999]
@@ -57,13 +66,10 @@ def test_it_renews_leases_and_answers_cancel_requests(cluster, agent_client, pay
 def test_it_answers_only_the_cancels_of_what_the_agent_runs(cluster, agent_client, payload, alice):
     """An active calculation the agent does not list is one it never got: it cannot cancel
     it (its lease runs out instead), so the answer names only the listed ones."""
-    from calculations import ingest, services
-    from calculations.models import Calculation
+    from calculations import services
 
-    calcs = [Calculation.objects.create(name=f"c{n}", owner=alice, cluster=cluster, engine="command",
-                                        inputs_hash=str(n)) for n in range(3)]
-    ingest.claim(cluster=cluster, max_count=3)
-    for calc in Calculation.objects.order_by("pk"):
+    calcs = _claimed(cluster, alice, 3)
+    for calc in calcs:
         services.cancel(actor=alice, calc=calc)
     payload["running"] = [calcs[2].pk, calcs[0].pk]
     assert agent_client.post(HEARTBEAT, payload, format="json").json()["cancel"] == [calcs[0].pk, calcs[2].pk]
@@ -75,12 +81,9 @@ def test_an_idle_agents_heartbeat_reads_no_calculation(cluster, agent_client, pa
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from calculations import ingest, services
-    from calculations.models import Calculation
+    from calculations import services
 
-    calc = Calculation.objects.create(name="c", owner=alice, cluster=cluster, engine="command", inputs_hash="x")
-    ingest.claim(cluster=cluster, max_count=1)
-    services.cancel(actor=alice, calc=Calculation.objects.get(pk=calc.pk))
+    services.cancel(actor=alice, calc=_claimed(cluster, alice, 1)[0])
     payload["running"] = []
     with CaptureQueriesContext(connection) as queries:
         answer = agent_client.post(HEARTBEAT, payload, format="json")
