@@ -119,6 +119,15 @@ else:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Django's, whose health check asks the server only when the connection is in doubt.
         DATABASES["default"]["ENGINE"] = "siestaflow.postgresql"
+        # Parameters sent apart from the SQL (no quoting in Python), and a statement run
+        # DATABASE_PREPARE_THRESHOLD times on a connection prepared by the server (parsed and
+        # planned once). "none" turns preparing off, as a transaction-pooling PgBouncer needs.
+        _prepare = (env.str("DATABASE_PREPARE_THRESHOLD", "") or "").strip().lower()
+        DATABASES["default"]["OPTIONS"] = {
+            "server_side_binding": True,
+            "prepare_threshold": None if _prepare == "none" else env.int("DATABASE_PREPARE_THRESHOLD", 5, minimum=0),
+            **DATABASES["default"].get("OPTIONS", {}),
+        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and Celery -----------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Django's PostgreSQL backend, with a health check that asks the server only when in doubt.
+"""Django's PostgreSQL backend, with a health check that asks the server only when in doubt,
+and the server's limit on a statement's parameters when it binds them.
 
 ``CONN_HEALTH_CHECKS`` makes Django check a persistent connection before the first query
 of each request, with a ``SELECT 1``: a round trip to the server on every request (0.13
@@ -10,13 +11,23 @@ that psycopg does not know broken, that is idle, and whose socket has nothing to
 usable, without asking; any other goes through Django's ``SELECT 1``, as do connections
 after an error in the request. What neither check can see (a peer gone without closing,
 as in a network partition) is the same for both.
+
+With ``server_side_binding`` (the settings turn it on), parameters travel apart from the SQL,
+and the protocol counts them in 16 bits: a statement takes at most 65,535. Django 5.2 knows
+no such limit on PostgreSQL, so ``in_bulk`` and the deletion collector would send one
+statement with every id of a large set, which the server refuses. Here Django batches them,
+as it does for SQLite's and Oracle's limits. One case stays: the collector joins with OR the
+batches of a SET_NULL update, so deleting more than 65,535 calculations in one call (which
+empties their ``duplicate_of``) is refused; nothing in siestaflow deletes that many at once
+but Django admin's "delete selected" over such a selection.
 """
 
 from __future__ import annotations
 
 import select
 
-from django.db.backends.postgresql import base
+from django.db.backends.postgresql import base, features, operations
+from django.utils.functional import cached_property
 from psycopg.pq import TransactionStatus
 
 
@@ -33,7 +44,24 @@ def quiet_and_idle(conn) -> bool:
         return False
 
 
+class DatabaseFeatures(features.DatabaseFeatures):
+    @cached_property
+    def max_query_params(self) -> int | None:
+        return 2**16 - 1 if self.uses_server_side_binding else None
+
+
+class DatabaseOperations(operations.DatabaseOperations):
+    def bulk_batch_size(self, fields, objs) -> int:
+        limit = self.connection.features.max_query_params
+        if limit is None or not fields:
+            return len(objs)
+        return max(limit // len(fields), 1)
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
+    features_class = DatabaseFeatures
+    ops_class = DatabaseOperations
+
     def is_usable(self) -> bool:
         if self.connection is not None and not self.errors_occurred and quiet_and_idle(self.connection):
             return True

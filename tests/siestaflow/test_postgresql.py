@@ -1,11 +1,13 @@
 """siestaflow.postgresql: Django's backend, whose health check asks the server only when the
-connection is in doubt (PostgreSQL only)."""
+connection is in doubt, with parameters bound by the server and frequent statements prepared
+(PostgreSQL only)."""
 
 import select
 
 import pytest
 from django.db import close_old_connections, connection, connections
 
+from accounts.models import User
 from siestaflow.postgresql.base import quiet_and_idle
 from tests.factories import UserFactory
 
@@ -98,3 +100,32 @@ def test_the_next_request_gets_a_new_connection_when_the_server_closed_the_last_
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         assert cursor.fetchone()[0] != pid
+
+
+def _prepared_user_reads() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE statement LIKE %s",
+                       ['SELECT %"accounts_user"%'])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_a_statement_run_often_is_prepared_once_with_its_parameters_bound_by_the_server(transactional_db):
+    connection.close()
+    connection.ensure_connection()  # a new connection: nothing prepared yet
+    threshold = connection.connection.prepare_threshold or 5  # None would prepare nothing: the test fails
+    users = UserFactory.create_batch(threshold + 2)
+    for user in users[:threshold]:
+        assert User.objects.get(pk=user.pk) == user
+    assert not _prepared_user_reads()  # not worth preparing yet
+    for user in users[threshold:]:
+        assert User.objects.get(pk=user.pk) == user  # other values, the same statement
+    prepared = _prepared_user_reads()
+    assert len(prepared) == 1
+    assert '"accounts_user"."id" = $1' in prepared[0]  # the value travels apart from the SQL
+
+
+def test_a_set_larger_than_a_statement_takes_parameters_is_read_in_batches(db):
+    users = UserFactory.create_batch(2)
+    ids = [users[0].pk, *range(10**9, 10**9 + 70_000), users[1].pk]  # the server takes 65,535 at most
+    assert set(User.objects.in_bulk(ids)) == {users[0].pk, users[1].pk}
+

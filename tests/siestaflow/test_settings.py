@@ -24,6 +24,8 @@ def run_django(tmp_path, *args, **env):
     ({"DATABASE_URL": "mysql://x@y/z"}, "DATABASE_URL"),
     ({"REDIS_URL": "http://localhost"}, "REDIS_URL"),
     ({"JWT_ACCESS_MINUTES": "five"}, "JWT_ACCESS_MINUTES"),
+    ({"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/x", "DATABASE_PREPARE_THRESHOLD": "often"},
+     "DATABASE_PREPARE_THRESHOLD"),
     ({"MAIL_PROVIDER": "pigeon"}, "MAIL_PROVIDER"),
     ({"MAIL_PROVIDER": "sendgrid"}, "SENDGRID_API_KEY"),
     ({"MAIL_PROVIDER": "mailtrap"}, "MAILTRAP_API_TOKEN"),
@@ -64,3 +66,15 @@ def test_it_switches_to_postgres_redis_and_anymail_by_environment(tmp_path):
     assert result.stdout.split() == [
         "siestaflow.postgresql", "redis://127.0.0.1:6379/3",
         "django.core.cache.backends.redis.RedisCache", "anymail.backends.sendgrid.EmailBackend"]
+
+
+@pytest.mark.parametrize(("threshold", "expected"), [(None, "5"), ("0", "0"), ("none", "None")])
+def test_postgresql_binds_on_the_server_and_prepares_what_runs_often(tmp_path, threshold, expected):
+    env = {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/whatever"}
+    if threshold is not None:
+        env["DATABASE_PREPARE_THRESHOLD"] = threshold
+    result = run_django(tmp_path, "shell", "--no-imports", "-c", (
+        "from django.conf import settings as s; o = s.DATABASES['default']['OPTIONS']; "
+        "print(o['server_side_binding'], o['prepare_threshold'])"), **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", expected]
