@@ -23,7 +23,7 @@ INSERT INTO calculations_calculation (
   approval, approval_reason, approved_by_id, state, processed, cancel_requested, attempt, start_step,
   current_step, agent_seq, lease_expires_at, lost_count, progress, failure_class, failure_reason, inputs_hash,
   duplicate_of_id, created_at, updated_at, started_at, finished_at)
-SELECT 'bulk ' || i, 'bench-bulk', %(owner)s, NULL, (%(clusters)s::bigint[])[1 + mod(i, %(nclusters)s)], 'command',
+SELECT 'bulk ' || i, 'bench-bulk', %(owner)s, NULL, (%(clusters)s::bigint[])[1 + mod(i, %(nclusters)s::bigint)], 'command',
   '{"program": "tiny", "options": {}}'::jsonb, NULL, '["energy_summary"]'::jsonb, NULL, 0, 'not_required', '', NULL,
   s.state, s.state <> 'queued', false, 1, 0, 0, CASE WHEN s.state = 'queued' THEN 0 ELSE 4 END, NULL, 0,
   '{"step": 0, "steps": 1}'::jsonb, CASE WHEN s.state = 'failed' THEN 'aborted' ELSE '' END,
@@ -31,7 +31,7 @@ SELECT 'bulk ' || i, 'bench-bulk', %(owner)s, NULL, (%(clusters)s::bigint[])[1 +
   t.created, t.created + interval '10 seconds',
   CASE WHEN s.state = 'queued' THEN NULL ELSE t.created + interval '2 seconds' END,
   CASE WHEN s.state = 'queued' THEN NULL ELSE t.created + interval '10 seconds' END
-FROM generate_series(%(lo)s, %(hi)s) AS i,
+FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) AS i,
   LATERAL (SELECT CASE WHEN mod(i, 50) = 1 THEN 'queued' WHEN mod(i, 10) = 0 THEN 'failed'
                        ELSE 'succeeded' END AS state) s,
   LATERAL (SELECT now() - interval '1 hour' - i * interval '25 seconds' AS created) t
@@ -64,7 +64,7 @@ INSERT INTO clusters_heartbeat (cluster_id, time, cpu_percent, memory_percent, m
   disk_free, load_1, running)
 SELECT c, now() - i * interval '10 seconds', 50 + 40 * sin(i / 360.0), 30 + mod(i, 40),
   4000000000 + mod(i, 1000) * 1000000, 16000000000, 500000000000 - i * 1000, 1.0 + mod(i, 8) / 4.0, mod(i, 5)
-FROM unnest(%(clusters)s::bigint[]) AS c, generate_series(0, %(points)s - 1) AS i
+FROM unnest(%(clusters)s::bigint[]) AS c, generate_series(0, %(points)s::bigint - 1) AS i
 """
 
 ROLLUP_SQL = """
