@@ -23,7 +23,8 @@ INSERT INTO calculations_calculation (
   approval, approval_reason, approved_by_id, state, processed, cancel_requested, attempt, start_step,
   current_step, agent_seq, lease_expires_at, lost_count, progress, failure_class, failure_reason, inputs_hash,
   duplicate_of_id, created_at, updated_at, started_at, finished_at)
-SELECT 'bulk ' || i, 'bench-bulk', %(owner)s, NULL, (%(clusters)s::bigint[])[1 + mod(i, %(nclusters)s::bigint)], 'command',
+SELECT 'bulk ' || i, 'bench-bulk', %(owner)s, NULL,
+  (%(clusters)s::bigint[])[1 + mod(i, %(nclusters)s::bigint)], 'command',
   '{"program": "tiny", "options": {}}'::jsonb, NULL, '["energy_summary"]'::jsonb, NULL, 0, 'not_required', '', NULL,
   s.state, s.state <> 'queued', false, 1, 0, 0, CASE WHEN s.state = 'queued' THEN 0 ELSE 4 END, NULL, 0,
   '{"step": 0, "steps": 1}'::jsonb, CASE WHEN s.state = 'failed' THEN 'aborted' ELSE '' END,
