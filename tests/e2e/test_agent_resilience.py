@@ -48,8 +48,10 @@ def test_it_delivers_every_report_once_after_the_server_was_down_mid_run(live_ru
     server.start()
     calc = wait_for_state(calc, "succeeded", "failed")
     assert calc.state == "succeeded", calc.failure_reason
-    wait_until(lambda: agent.pending(calc.pk) == 0, timeout=30, what="the outbox to empty")
     wait_until(lambda: not (stepdir / "scf.chk").exists(), timeout=20, what="the cleanup after the outage")
+    # the cleanup's log line goes with the agent's next report: wait until it is written and delivered
+    wait_until(lambda: any(e["message"].startswith("cleanup of step") for e in agent.outbox_entries(calc.pk, "log"))
+               and agent.pending(calc.pk) == 0, timeout=30, what="the outbox to empty after the cleanup")
 
     events = agent.outbox_entries(calc.pk, "event")
     stored = [(e.seq, e.to_state) for e in calc.events.filter(by_agent=True, seq__isnull=False).order_by("id")]
