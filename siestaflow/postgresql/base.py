@@ -16,10 +16,11 @@ With ``server_side_binding`` (the settings turn it on), parameters travel apart 
 and the protocol counts them in 16 bits: a statement takes at most 65,535. Django 5.2 knows
 no such limit on PostgreSQL, so ``in_bulk`` and the deletion collector would send one
 statement with every id of a large set, which the server refuses. Here Django batches them,
-as it does for SQLite's and Oracle's limits. One case stays: the collector joins with OR the
-batches of a SET_NULL update, so deleting more than 65,535 calculations in one call (which
-empties their ``duplicate_of``) is refused; nothing in siestaflow deletes that many at once
-but Django admin's "delete selected" over such a selection.
+as it does for SQLite's and Oracle's limits. One case is left to the callers: the collector
+joins with OR the batches of a SET_NULL update, so deleting more than 65,535 calculations in
+one call (which empties their ``duplicate_of``) is refused. The only place in siestaflow that
+could ask for that, the admin's "delete selected", deletes in chunks
+(``CalculationAdmin.delete_queryset``).
 """
 
 from __future__ import annotations
