@@ -60,7 +60,7 @@ class CalculationAdmin(ScienceAdmin):
     delete_chunk = 10_000
 
     def delete_queryset(self, request, queryset):
-        """"Delete selected": all or nothing, ``delete_chunk`` calculations at a time."""
+        """The admin's "delete selected": all or nothing, ``delete_chunk`` calculations at a time."""
         ids = list(queryset.values_list("pk", flat=True))
         with transaction.atomic():
             for start in range(0, len(ids), self.delete_chunk):

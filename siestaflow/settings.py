@@ -122,7 +122,7 @@ else:
         # Parameters sent apart from the SQL (no quoting in Python), and a statement run
         # DATABASE_PREPARE_THRESHOLD times on a connection prepared by the server (parsed and
         # planned once). "none" turns preparing off, as a transaction-pooling PgBouncer needs.
-        _prepare = (env.str("DATABASE_PREPARE_THRESHOLD", "") or "").strip().lower()
+        _prepare = env.str("DATABASE_PREPARE_THRESHOLD", "").strip().lower()
         DATABASES["default"]["OPTIONS"] = {
             "server_side_binding": True,
             "prepare_threshold": None if _prepare == "none" else env.int("DATABASE_PREPARE_THRESHOLD", 5, minimum=0),
