@@ -18,7 +18,9 @@ through to the model's ``/invocations`` and answers the model's body and Content
   connection, or answered more than MODEL_MAX_PAYLOAD_BYTES; with the model's message.
 
 Every invocation that reached a running model is recorded as a Prediction; its id is in the
-``X-Prediction-Id`` header (and in ``prediction`` of errors).
+``X-Prediction-Id`` header (and in ``prediction`` of errors). On PostgreSQL the id is taken
+with the model's read and a 200's row is written just after the answer is sent, so the
+answer does not wait for it: a read racing the answer may find the row a moment later.
 """
 
 from __future__ import annotations
@@ -28,13 +30,18 @@ from datetime import timedelta
 from django.conf import settings
 from django.http import HttpResponse
 from django.utils import timezone
+from drf_spectacular.drainage import set_override
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, status, viewsets
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework_simplejwt.authentication import JWTAuthentication, JWTStatelessUserAuthentication
+from rest_framework_simplejwt.models import TokenUser
 
+from accounts.models import User
 from accounts.permissions import Allow, can_manage_models, can_use_science
 from mlmodels import docker, services
 from mlmodels.models import MLModel, Prediction
@@ -93,6 +100,10 @@ def _api_exception(exc: Exception) -> Exception:
     return exc
 
 
+# The invocations' JWT check reads the same bearer token as everywhere else: one "jwtAuth" scheme.
+set_override(JWTStatelessUserAuthentication, "suppress_collision_warning", True)
+
+
 @extend_schema_view(
     destroy=extend_schema(parameters=[DeleteQuerySerializer]),
 )
@@ -105,12 +116,28 @@ class MLModelViewSet(viewsets.ModelViewSet):
     def get_queryset(self):
         models = MLModel.objects.visible_to(self.request.user)
         if self.action == "invocations":  # the hot path reads what a call needs, nothing joined
-            return models.only(*services.INVOCATION_FIELDS)
+            return services.for_invocation(models)
         return models.select_related("created_by").order_by("name")
 
     def get_permissions(self):
         predicate = can_manage_models if self.action in MANAGE_ACTIONS else can_use_science
         return [Allow(predicate)()]
+
+    def get_object(self):
+        if not isinstance(self.request.user, TokenUser):
+            return super().get_object()
+        # Invocations by JWT: its user is checked in the model's read, one statement before the call.
+        caller_id, pk = self.request.user.id, str(self.kwargs["pk"])
+        model = None
+        if pk.isascii() and pk.isdigit() and int(pk) < 2**63:
+            models = services.for_invocation(MLModel.objects.visible_to(self.request.user), caller_id=caller_id)
+            model = models.filter(pk=int(pk)).first()
+        if model is None or not model.caller_active:  # answered as every other route answers it
+            self.request.user = JWTAuthentication().get_user(self.request.auth)  # 401: unknown or blocked
+            return super().get_object()  # 404, or the model if the user was unblocked meanwhile
+        self.request.user = User.from_db(model._state.db, ["id", "is_active"], [caller_id, True])  # rest on demand
+        self.check_object_permissions(self.request, model)
+        return model
 
     def handle_exception(self, exc):
         return super().handle_exception(_api_exception(exc))
@@ -177,7 +204,8 @@ class MLModelViewSet(viewsets.ModelViewSet):
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The model's answer, as it gave it."),
                    400: InvocationErrorSerializer, 413: InvocationErrorSerializer,
                    502: InvocationErrorSerializer, 503: InvocationErrorSerializer})
-    @action(detail=True, methods=["post"], filterset_fields=[])
+    @action(detail=True, methods=["post"], filterset_fields=[],
+            authentication_classes=[JWTStatelessUserAuthentication, SessionAuthentication])
     def invocations(self, request, pk=None):
         """Predict: the body goes to the model as it is, with its Content-Type."""
         model = self.get_object()
@@ -189,16 +217,34 @@ class MLModelViewSet(viewsets.ModelViewSet):
             result = services.invoke(actor=request.user, model=model, body=request.body,
                                      content_type=request.content_type or "",
                                      accept=request.META.get("HTTP_ACCEPT", ""), fresh=True,
-                                     calculation=calculation)
+                                     calculation=calculation, prediction_id=getattr(model, "prediction_id", None))
         except services.InvocationFailed as failed:
             body = {"detail": str(failed), "prediction": failed.prediction.pk}
             if failed.model_status:
                 body["model_status"] = failed.model_status
             return Response(body, status=failed.status, headers={"X-Prediction-Id": str(failed.prediction.pk)})
-        response = HttpResponse(result.reply.body, status=status.HTTP_200_OK,
-                                content_type=result.reply.content_type or "application/octet-stream")
-        response["X-Prediction-Id"] = str(result.prediction.pk)
-        return response
+        return _Answer(result)
+
+
+class _Answer(HttpResponse):
+    """The model's answer, with its prediction's id. A prediction not yet recorded is saved
+    once the answer is out: WSGI and ASGI servers call ``close`` after sending the last byte
+    (Django's test client calls it at once)."""
+
+    def __init__(self, invocation: services.Invocation):
+        reply = invocation.reply
+        super().__init__(reply.body, status=status.HTTP_200_OK,
+                         content_type=reply.content_type or "application/octet-stream")
+        self["X-Prediction-Id"] = str(invocation.prediction.pk)
+        self._unrecorded = None if invocation.recorded else invocation.prediction
+
+    def close(self):
+        prediction, self._unrecorded = self._unrecorded, None
+        try:
+            if prediction is not None:
+                services.record(prediction)
+        finally:
+            super().close()  # then request_finished, which may close the database connection
 
 
 def _predicted_calculation(request):

@@ -21,7 +21,8 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from accounts import permissions as perms
@@ -29,7 +30,7 @@ from accounts.emails import send_templated
 from accounts.models import User
 from mlmodels import docker
 from mlmodels.models import MLModel, ModelHeartbeat, Prediction
-from siestaflow.lib.db import create_without_waiting_for_disk
+from siestaflow.lib.db import NextId, insert_without_waiting_for_disk
 
 log = logging.getLogger(__name__)
 State = MLModel.State
@@ -74,8 +75,12 @@ class InvocationFailed(Exception):
 
 @dataclass(frozen=True)
 class Invocation:
+    """The model's 2xx answer and its prediction: saved, or (``recorded`` false) built under
+    its id for the caller to :func:`record` once the answer is out."""
+
     reply: docker.Reply
     prediction: Prediction
+    recorded: bool = True
 
 
 # --- Helpers ------------------------------------------------------------------------------
@@ -501,10 +506,11 @@ def _stored(data: bytes, content_type: str) -> Any:
     return text
 
 
-def _record(model: MLModel, actor, body: bytes, content_type: str, *, status: str, reply: docker.Reply | None = None,
-            error: str = "", latency_ms: float | None = None, calculation=None) -> Prediction:
-    return create_without_waiting_for_disk(  # the answer should not wait for the disk
-        Prediction.objects, carrier="status",
+def _prediction(model: MLModel, actor, body: bytes, content_type: str, *, status: str,
+                reply: docker.Reply | None = None, error: str = "", latency_ms: float | None = None,
+                calculation=None, prediction_id: int | None = None) -> Prediction:
+    return Prediction(
+        pk=prediction_id,
         model=model, model_name=model.name, model_version=model.version, image=model.image,
         user=actor if getattr(actor, "pk", None) else None, content_type=content_type[:255],
         calculation=calculation,
@@ -513,19 +519,49 @@ def _record(model: MLModel, actor, body: bytes, content_type: str, *, status: st
         latency_ms=reply.latency_ms if reply else latency_ms)
 
 
+def _saved(prediction: Prediction) -> Prediction:
+    return insert_without_waiting_for_disk(prediction, carrier="status")  # the answer should not wait for the disk
+
+
+def record(prediction: Prediction) -> None:
+    """Save the prediction of an answer already given (``Invocation.recorded`` false). The
+    answer is out whatever happens here: a failure is logged, and only this record is lost."""
+    try:
+        _saved(prediction)
+    except DatabaseError:
+        log.exception("prediction %s of model %s answered but not recorded", prediction.pk, prediction.model_name)
+
+
 INVOCATION_FIELDS = ("id", "name", "version", "image", "state", "address", "next_restart_at", "last_error")
 """What :func:`invoke` reads of a model (the proxy loads nothing else)."""
 
 
+def for_invocation(models, *, caller_id: int | None = None):
+    """``models`` reading only what :func:`invoke` needs, nothing joined. On PostgreSQL each
+    also brings, in the same statement, ``prediction_id``: an id taken from the predictions'
+    sequence for its prediction, so the proxy can record it after answering. With
+    ``caller_id``, also ``caller_active``: whether that user exists and is not blocked (None:
+    no such user), so the proxy checks a JWT's user in the same statement too."""
+    models = models.only(*INVOCATION_FIELDS)
+    if connection.vendor == "postgresql":
+        models = models.annotate(prediction_id=NextId(Prediction))
+    if caller_id is not None:
+        models = models.annotate(caller_active=Subquery(User.objects.filter(pk=caller_id).values("is_active")))
+    return models
+
+
 def invoke(*, actor, model: MLModel, body: bytes, content_type: str, accept: str = "",
-           fresh: bool = False, calculation=None) -> Invocation:
+           fresh: bool = False, calculation=None, prediction_id: int | None = None) -> Invocation:
     """Forward ``body`` with its content type to the model's ``/invocations`` and record a
     Prediction. Not running: NotReady (a starting model is checked at once). Over
     MODEL_MAX_PAYLOAD_BYTES: PayloadTooLarge. The model's 4xx: InvocationFailed(400) with
     its message; its 5xx, no answer within MODEL_INVOKE_TIMEOUT, unreachable, or an answer
     over the limit: InvocationFailed(502). ``fresh``: the caller has just read ``model`` (it is
     not read again). ``calculation``: the one whose DFT result this predicts (recorded, and
-    compared by :func:`dft_comparison` once the result is there)."""
+    compared by :func:`dft_comparison` once the result is there). ``prediction_id``: the id to
+    record the prediction under (from :func:`for_invocation`); a 2xx answer's prediction is
+    then built but not saved (``recorded`` false), for the caller to :func:`record` once its
+    own answer is out. Failures are recorded at once."""
     _check_user(actor)
     limit = settings.MODEL_MAX_PAYLOAD_BYTES
     if len(body) > limit:
@@ -540,18 +576,22 @@ def invoke(*, actor, model: MLModel, body: bytes, content_type: str, accept: str
         reply = docker.invoke(model.address, body, content_type=content_type, accept=accept,
                               timeout=settings.MODEL_INVOKE_TIMEOUT, max_bytes=limit)
     except docker.ContainerHTTPError as exc:
-        prediction = _record(model, actor, body, content_type, calculation=calculation,
-                             status=Prediction.Status.ERROR, error=str(exc))
+        prediction = _saved(_prediction(model, actor, body, content_type, calculation=calculation,
+                                        prediction_id=prediction_id, status=Prediction.Status.ERROR, error=str(exc)))
         if isinstance(exc, docker.ContainerUnreachable):
             _supervise_now(model)
         raise InvocationFailed(502, f"Model {model.name} failed: {exc}", prediction) from exc
     if reply.ok:
-        return Invocation(reply, _record(model, actor, body, content_type, calculation=calculation,
-                                         status=Prediction.Status.OK, reply=reply))
+        prediction = _prediction(model, actor, body, content_type, calculation=calculation, prediction_id=prediction_id,
+                                 status=Prediction.Status.OK, reply=reply)
+        if prediction_id is not None:
+            return Invocation(reply, prediction, recorded=False)
+        return Invocation(reply, _saved(prediction))
     message = reply.message()
     client_error = 400 <= reply.status < 500
-    prediction = _record(model, actor, body, content_type, calculation=calculation, reply=reply, error=message,
-                         status=Prediction.Status.REJECTED if client_error else Prediction.Status.ERROR)
+    prediction = _saved(_prediction(model, actor, body, content_type, calculation=calculation,
+                                    prediction_id=prediction_id, reply=reply, error=message,
+                                    status=Prediction.Status.REJECTED if client_error else Prediction.Status.ERROR))
     if client_error:
         raise InvocationFailed(400, f"Model {model.name} rejected the input (HTTP {reply.status}): {message}",
                                prediction, reply.status)

@@ -4,7 +4,7 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from siestaflow.lib.db import commit_without_waiting_for_disk, create_without_waiting_for_disk
+from siestaflow.lib.db import commit_without_waiting_for_disk, insert_without_waiting_for_disk
 from tests.clusters.conftest import PAYLOAD
 
 on_postgresql = pytest.mark.skipif(connection.vendor != "postgresql", reason="a PostgreSQL setting")
@@ -55,7 +55,7 @@ def test_it_relaxes_the_insert_of_one_row_in_the_insert_itself(transactional_db)
     model = MLModel.objects.create(name="m", image="m:1")
     with transaction.atomic():  # to look at the setting before the INSERT's transaction ends
         assert _synchronous_commit() == "on"
-        row = create_without_waiting_for_disk(Prediction.objects, carrier="status", model=model, status="ok")
+        row = insert_without_waiting_for_disk(Prediction(model=model, status="ok"), carrier="status")
         assert _synchronous_commit() == "off"
     assert _synchronous_commit() == "on"
     assert row.status == "ok" and Prediction.objects.get(pk=row.pk).status == "ok"
@@ -68,7 +68,7 @@ def test_it_inserts_plainly_when_configured_not_to_or_on_sqlite(settings, transa
     settings.FAST_COMMITS = fast
     model = MLModel.objects.create(name="m", image="m:1")
     with CaptureQueriesContext(connection) as queries:
-        row = create_without_waiting_for_disk(Prediction.objects, carrier="status", model=model, status="error")
+        row = insert_without_waiting_for_disk(Prediction(model=model, status="error"), carrier="status")
     relaxed = any("synchronous_commit" in q["sql"] for q in queries.captured_queries)
     assert relaxed is (fast and connection.vendor == "postgresql")
     assert len(queries.captured_queries) == 1 and Prediction.objects.get(pk=row.pk).status == "error"

@@ -6,10 +6,13 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.db import connection
-from django.test import Client
+from django.core import signals
+from django.core.handlers.wsgi import WSGIHandler
+from django.db import DatabaseError, close_old_connections, connection
+from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from rest_framework_simplejwt.tokens import AccessToken
 
 from mlmodels import docker, services
 from mlmodels.comparison import dft_comparison
@@ -19,6 +22,13 @@ from tests.factories import PASSWORD
 
 def _invoke(client, model, body=b'{"instances": ["H2O"]}', content_type="application/json", **extra):
     return client.generic("POST", f"/api/models/{model.pk}/invocations/", body, content_type=content_type, **extra)
+
+
+def _jwt(user) -> Client:
+    return Client(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
+
+
+on_postgresql = pytest.mark.skipif("connection.vendor != 'postgresql'", reason="a PostgreSQL setting")
 
 
 # --- Registry ---------------------------------------------------------------------------
@@ -112,6 +122,79 @@ def test_it_reads_only_what_an_invocation_needs_of_the_model(api_as, running_mod
         assert _invoke(api_as("alice"), running_model).status_code == 200
     model_reads = [q["sql"] for q in queries.captured_queries if 'FROM "mlmodels_mlmodel"' in q["sql"]]
     assert len(model_reads) == 1 and '"environment"' not in model_reads[0] and "JOIN" not in model_reads[0]
+
+
+def test_a_jwt_call_reads_its_user_with_the_model_in_one_statement(running_model, alice, fake_docker):
+    with CaptureQueriesContext(connection) as queries:
+        response = _invoke(_jwt(alice), running_model)
+    assert response.status_code == 200
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert len(sql) == 2, sql  # the read, then the prediction
+    assert 'FROM "mlmodels_mlmodel"' in sql[0] and 'FROM "accounts_user"' in sql[0]
+    assert sql[1].startswith('INSERT INTO "mlmodels_prediction"')
+    prediction = Prediction.objects.get()
+    assert prediction.user == alice and response["X-Prediction-Id"] == str(prediction.pk)
+
+
+@pytest.mark.parametrize(("change", "message"), [("block", "User is inactive"), ("delete", "User not found")])
+def test_a_jwt_of_a_user_blocked_or_deleted_since_is_refused_before_the_model_is_called(
+        running_model, alice, fake_docker, change, message):
+    client = _jwt(alice)
+    if change == "block":
+        alice.is_active = False
+        alice.save(update_fields=["is_active"])
+    else:
+        alice.delete()
+    for model_id in (running_model.pk, running_model.pk + 1000):  # whether the model exists or not
+        response = client.generic("POST", f"/api/models/{model_id}/invocations/", b"[]",
+                                  content_type="application/json")
+        assert response.status_code == 401 and response.json()["detail"] == message
+    assert fake_docker.invocations == [] and not Prediction.objects.exists()
+
+
+@pytest.mark.parametrize("model_id", ["999999", "abc", "99999999999999999999", "\u0663"])
+def test_a_jwt_call_to_a_model_that_does_not_exist_is_404(running_model, alice, fake_docker, model_id):
+    response = _jwt(alice).generic("POST", f"/api/models/{model_id}/invocations/", b"[]",
+                                   content_type="application/json")
+    assert response.status_code == 404 and fake_docker.invocations == []
+
+
+@on_postgresql
+def test_it_sends_the_answer_before_recording_the_prediction(running_model, alice, fake_docker):
+    """As a WSGI server runs the app: the answer's bytes are sent, then ``close`` is called;
+    the prediction's id is in the answer and its row is written at the close."""
+    environ = RequestFactory().generic("POST", f"/api/models/{running_model.pk}/invocations/", b'["H2O"]',
+                                       content_type="application/json",
+                                       HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(alice)}").environ
+    started = []
+    # a server's request signals would close the test's connection (it is in a transaction)
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        answer = WSGIHandler()(environ, lambda status, headers: started.append((status, dict(headers))))
+        body = b"".join(answer)
+        status, headers = started[0]
+        assert status.startswith("200") and json.loads(body) == json.loads(fake_docker.invoke_reply.body)
+        assert not Prediction.objects.filter(pk=headers["X-Prediction-Id"]).exists()
+        answer.close()
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
+    prediction = Prediction.objects.get(pk=headers["X-Prediction-Id"])
+    assert prediction.status == "ok" and prediction.user == alice and prediction.input == ["H2O"]
+
+
+@on_postgresql
+def test_an_answer_whose_record_fails_is_still_given_and_the_failure_logged(
+        running_model, alice, fake_docker, monkeypatch, caplog):
+    def refuse(*args, **kwargs):
+        raise DatabaseError("could not extend file: No space left on device")
+
+    monkeypatch.setattr(Prediction, "save", refuse)
+    response = _invoke(_jwt(alice), running_model)
+    assert response.status_code == 200 and response.content == fake_docker.invoke_reply.body
+    assert f"prediction {response['X-Prediction-Id']} of model energy answered but not recorded" in caplog.text
+    assert "No space left on device" in caplog.text
 
 
 def test_it_passes_the_body_and_content_type_through(api_as, running_model, fake_docker):

@@ -129,3 +129,16 @@ def test_a_set_larger_than_a_statement_takes_parameters_is_read_in_batches(db):
     ids = [users[0].pk, *range(10**9, 10**9 + 70_000), users[1].pk]  # the server takes 65,535 at most
     assert set(User.objects.in_bulk(ids)) == {users[0].pk, users[1].pk}
 
+
+
+def test_an_id_taken_in_a_query_is_used_by_its_row_and_by_no_other(db):
+    from mlmodels.models import MLModel, Prediction
+    from siestaflow.lib.db import NextId, insert_without_waiting_for_disk
+
+    model = MLModel.objects.create(name="m", image="m:1")
+    taken = [MLModel.objects.annotate(next_id=NextId(Prediction)).get(pk=model.pk).next_id for _ in range(2)]
+    assert taken[0] != taken[1]
+    row = insert_without_waiting_for_disk(Prediction(pk=taken[1], model=model, status="ok"), carrier="status")
+    others = [Prediction.objects.create(model=model, status="ok").pk for _ in range(3)]  # ids from the sequence
+    assert row.pk == taken[1] and not set(others) & set(taken)
+    assert Prediction.objects.get(pk=taken[1]).status == "ok"
