@@ -120,7 +120,7 @@ def _meta(args, profile: Profile, started: datetime) -> dict:
     return {"started": started.isoformat(), "finished": datetime.now(UTC).isoformat(),
             "mode": "quick" if args.quick else "full", "profile": dataclasses.asdict(profile),
             "commit": commit.stdout.strip(), "python": sys.version.split()[0], "cpus": os.cpu_count(),
-            "machine": platform.platform(), "gunicorn_workers": env.GUNICORN_WORKERS,
+            "machine": platform.platform(), "gunicorn_args": " ".join(env.GUNICORN_ARGS),
             "load_average_at_end": os.getloadavg()}
 
 

@@ -23,7 +23,9 @@ BIN = Path(sys.executable).parent
 OUT = ROOT / "var" / "bench"
 PG_SERVER = "postgres://postgres@127.0.0.1:5432"
 DB_NAME = "siestaflow_bench"
-GUNICORN_WORKERS = 4
+GUNICORN_ARGS = os.environ.get("BENCH_GUNICORN_ARGS", "-w 4").split()
+"""How gunicorn serves the app (workers, worker class): the README's deployment, or
+``BENCH_GUNICORN_ARGS`` to compare another."""
 REDIS_URL = "redis://127.0.0.1:6379/13"  # Celery's broker and the cache, as in production
 ADMIN = "bench-admin"
 PASSWORD = secrets.token_urlsafe(16)
@@ -91,11 +93,11 @@ class Server:
         stop_process(self.process)
 
 
-def start_gunicorn(workers: int = GUNICORN_WORKERS) -> Server:
+def start_gunicorn() -> Server:
     port = free_port()
     log = (OUT / "gunicorn.log").open("ab")
     process = subprocess.Popen(
-        [str(BIN / "gunicorn"), "siestaflow.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}",
+        [str(BIN / "gunicorn"), "siestaflow.wsgi", *GUNICORN_ARGS, "-b", f"127.0.0.1:{port}",
          "--timeout", "120", "--graceful-timeout", "5", "--log-level", "warning"],
         cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=log, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

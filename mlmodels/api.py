@@ -131,7 +131,8 @@ class MLModelViewSet(viewsets.ModelViewSet):
         model = None
         if pk.isascii() and pk.isdigit() and int(pk) < 2**63:
             models = services.for_invocation(MLModel.objects.visible_to(self.request.user), caller_id=caller_id)
-            model = models.filter(pk=int(pk)).first()
+            model = models.filter(pk=int(pk)).order_by()[:1]  # one row or none, no ORDER BY
+            model = model[0] if model else None
         if model is None or not model.caller_active:  # answered as every other route answers it
             self.request.user = JWTAuthentication().get_user(self.request.auth)  # 401: unknown or blocked
             return super().get_object()  # 404, or the model if the user was unblocked meanwhile

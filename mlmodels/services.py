@@ -22,7 +22,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Subquery
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from accounts import permissions as perms
@@ -30,7 +31,7 @@ from accounts.emails import send_templated
 from accounts.models import User
 from mlmodels import docker
 from mlmodels.models import MLModel, ModelHeartbeat, Prediction
-from siestaflow.lib.db import NextId, insert_without_waiting_for_disk
+from siestaflow.lib.db import insert_without_waiting_for_disk, next_id
 
 log = logging.getLogger(__name__)
 State = MLModel.State
@@ -544,9 +545,12 @@ def for_invocation(models, *, caller_id: int | None = None):
     no such user), so the proxy checks a JWT's user in the same statement too."""
     models = models.only(*INVOCATION_FIELDS)
     if connection.vendor == "postgresql":
-        models = models.annotate(prediction_id=NextId(Prediction))
+        models = models.annotate(prediction_id=next_id(Prediction))
     if caller_id is not None:
-        models = models.annotate(caller_active=Subquery(User.objects.filter(pk=caller_id).values("is_active")))
+        # RawSQL: as a Subquery of a User queryset, the ORM spent ~0.5 ms more building it each call
+        caller_active = RawSQL('SELECT "is_active" FROM "accounts_user" WHERE "id" = %s', [caller_id],
+                               output_field=BooleanField())
+        models = models.annotate(caller_active=caller_active)
     return models
 
 

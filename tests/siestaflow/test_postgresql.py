@@ -133,10 +133,10 @@ def test_a_set_larger_than_a_statement_takes_parameters_is_read_in_batches(db):
 
 def test_an_id_taken_in_a_query_is_used_by_its_row_and_by_no_other(db):
     from mlmodels.models import MLModel, Prediction
-    from siestaflow.lib.db import NextId, insert_without_waiting_for_disk
+    from siestaflow.lib.db import insert_without_waiting_for_disk, next_id
 
     model = MLModel.objects.create(name="m", image="m:1")
-    taken = [MLModel.objects.annotate(next_id=NextId(Prediction)).get(pk=model.pk).next_id for _ in range(2)]
+    taken = [MLModel.objects.annotate(next_id=next_id(Prediction)).get(pk=model.pk).next_id for _ in range(2)]
     assert taken[0] != taken[1]
     row = insert_without_waiting_for_disk(Prediction(pk=taken[1], model=model, status="ok"), carrier="status")
     others = [Prediction.objects.create(model=model, status="ok").pk for _ in range(3)]  # ids from the sequence
