@@ -23,7 +23,7 @@ BIN = Path(sys.executable).parent
 OUT = ROOT / "var" / "bench"
 PG_SERVER = "postgres://postgres@127.0.0.1:5432"
 DB_NAME = "siestaflow_bench"
-GUNICORN_ARGS = os.environ.get("BENCH_GUNICORN_ARGS", "-w 4").split()
+GUNICORN_ARGS = os.environ.get("BENCH_GUNICORN_ARGS", "-k gthread -w 2 --threads 8").split()
 """How gunicorn serves the app (workers, worker class): the README's deployment, or
 ``BENCH_GUNICORN_ARGS`` to compare another."""
 REDIS_URL = "redis://127.0.0.1:6379/13"  # Celery's broker and the cache, as in production
