@@ -2,8 +2,8 @@
 
 An open-loop load: request ``i`` is due at ``start + i / rate`` whatever the earlier answers
 did, sent by a pool of threads, the clusters taken in turn. Each request is sent with the
-standard library's ``http.client`` on a connection of its own (gunicorn's sync workers close
-every connection after the answer), not with ``requests``: the generator shares the 2 cores
+standard library's ``http.client`` on a connection of its own (each simulated cluster is a
+machine of its own, with its own connection), not with ``requests``: the generator shares the 2 cores
 with the server, and ``requests`` cost it about three times the CPU per heartbeat. Latency
 is from sending to the full answer; ``lag_p99_ms`` says how late the client itself sent
 (when it is large, the figure is limited by the load generator on these 2 cores)."""

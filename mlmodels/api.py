@@ -128,17 +128,19 @@ class MLModelViewSet(viewsets.ModelViewSet):
             return super().get_object()
         # Invocations by JWT: its user is checked in the model's read, one statement before the call.
         caller_id, pk = self.request.user.id, str(self.kwargs["pk"])
-        model = None
+        rows = []
         if pk.isascii() and pk.isdigit() and int(pk) < 2**63:
             models = services.for_invocation(MLModel.objects.visible_to(self.request.user), caller_id=caller_id)
-            model = models.filter(pk=int(pk)).order_by()[:1]  # one row or none, no ORDER BY
-            model = model[0] if model else None
-        if model is None or not model.caller_active:  # answered as every other route answers it
-            self.request.user = JWTAuthentication().get_user(self.request.auth)  # 401: unknown or blocked
-            return super().get_object()  # 404, or the model if the user was unblocked meanwhile
-        self.request.user = User.from_db(model._state.db, ["id", "is_active"], [caller_id, True])  # rest on demand
-        self.check_object_permissions(self.request, model)
-        return model
+            rows = list(models.filter(pk=int(pk)).order_by()[:1])
+        if rows and rows[0].caller_active:  # the User, its other fields read if ever asked for
+            self.request.user = User.from_db(rows[0]._state.db, ["id", "is_active"], [caller_id, True])
+        else:  # as every other route answers it: 401 for a user unknown or blocked (simplejwt's own check)
+            self.request.user = JWTAuthentication().get_user(self.request.auth)
+        self.check_permissions(self.request)  # again, now on the User itself
+        if not rows:
+            return super().get_object()  # 404 (or the model, had it been made meanwhile)
+        self.check_object_permissions(self.request, rows[0])
+        return rows[0]
 
     def handle_exception(self, exc):
         return super().handle_exception(_api_exception(exc))
