@@ -43,7 +43,7 @@ from rest_framework_simplejwt.models import TokenUser
 
 from accounts.models import User
 from accounts.permissions import Allow, can_manage_models, can_use_science
-from mlmodels import docker, services
+from mlmodels import docker, invocations, services
 from mlmodels.models import MLModel, Prediction
 from mlmodels.serializers import (
     DeleteQuerySerializer,
@@ -93,9 +93,9 @@ def _api_exception(exc: Exception) -> Exception:
         return EngineUnavailable(str(exc))
     if isinstance(exc, docker.DockerError):
         return EngineError(str(exc))
-    if isinstance(exc, services.NotReady):
+    if isinstance(exc, invocations.NotReady):
         return ModelNotReady(str(exc), exc.retry_after)
-    if isinstance(exc, services.PayloadTooLarge):
+    if isinstance(exc, invocations.PayloadTooLarge):
         return PayloadTooLarge(str(exc))
     return exc
 
@@ -116,7 +116,7 @@ class MLModelViewSet(viewsets.ModelViewSet):
     def get_queryset(self):
         models = MLModel.objects.visible_to(self.request.user)
         if self.action == "invocations":  # the hot path reads what a call needs, nothing joined
-            return services.for_invocation(models)
+            return invocations.for_invocation(models)
         return models.select_related("created_by").order_by("name")
 
     def get_permissions(self):
@@ -130,7 +130,7 @@ class MLModelViewSet(viewsets.ModelViewSet):
         caller_id, pk = self.request.user.id, str(self.kwargs["pk"])
         rows = []
         if pk.isascii() and pk.isdigit() and int(pk) < 2**63:
-            models = services.for_invocation(MLModel.objects.visible_to(self.request.user), caller_id=caller_id)
+            models = invocations.for_invocation(MLModel.objects.visible_to(self.request.user), caller_id=caller_id)
             rows = list(models.filter(pk=int(pk)).order_by()[:1])
         if rows and rows[0].caller_active:  # the User, its other fields read if ever asked for
             self.request.user = User.from_db(rows[0]._state.db, ["id", "is_active"], [caller_id, True])
@@ -217,11 +217,11 @@ class MLModelViewSet(viewsets.ModelViewSet):
             raise PayloadTooLarge(f"The body is over the {limit} bytes models take.")
         calculation = _predicted_calculation(request)
         try:
-            result = services.invoke(actor=request.user, model=model, body=request.body,
+            result = invocations.invoke(actor=request.user, model=model, body=request.body,
                                      content_type=request.content_type or "",
                                      accept=request.META.get("HTTP_ACCEPT", ""), fresh=True,
                                      calculation=calculation, prediction_id=getattr(model, "prediction_id", None))
-        except services.InvocationFailed as failed:
+        except invocations.InvocationFailed as failed:
             body = {"detail": str(failed), "prediction": failed.prediction.pk}
             if failed.model_status:
                 body["model_status"] = failed.model_status
@@ -234,7 +234,7 @@ class _Answer(HttpResponse):
     once the answer is out: WSGI and ASGI servers call ``close`` after sending the last byte
     (Django's test client calls it at once)."""
 
-    def __init__(self, invocation: services.Invocation):
+    def __init__(self, invocation: invocations.Invocation):
         reply = invocation.reply
         super().__init__(reply.body, status=status.HTTP_200_OK,
                          content_type=reply.content_type or "application/octet-stream")
@@ -245,7 +245,7 @@ class _Answer(HttpResponse):
         prediction, self._unrecorded = self._unrecorded, None
         try:
             if prediction is not None:
-                services.record(prediction)
+                invocations.record(prediction)
         finally:
             super().close()  # then request_finished, which may close the database connection
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts import permissions as perms
-from mlmodels import docker, services
+from mlmodels import docker, invocations, services
 from mlmodels.api import WINDOWS
 from mlmodels.forms import DeleteForm, MLModelForm, PredictForm
 from mlmodels.models import MLModel, Prediction
@@ -30,7 +30,7 @@ PAGE_SIZE = 50
 RECENT_PREDICTIONS = 10
 CHART_W, CHART_H, CHART_POINTS = 600, 120, 120
 # What the proxy would answer for the same failure; the page answers it too.
-FAILURE_STATUS = {services.NotReady: 503, services.PayloadTooLarge: 413, docker.DockerError: 503}
+FAILURE_STATUS = {invocations.NotReady: 503, invocations.PayloadTooLarge: 413, docker.DockerError: 503}
 
 
 @perms.require(perms.can_use_science)
@@ -127,8 +127,8 @@ def _predict(request, model: MLModel, form: PredictForm) -> tuple[dict, int]:
     """Send the form's JSON through the proxy's service: the answer to show, and the status."""
     body = json.dumps(form.cleaned_data["input"]).encode()
     try:
-        result = services.invoke(actor=request.user, model=model, body=body, content_type="application/json")
-    except services.InvocationFailed as failed:
+        result = invocations.invoke(actor=request.user, model=model, body=body, content_type="application/json")
+    except invocations.InvocationFailed as failed:
         return {"ok": False, "error": str(failed), "prediction": failed.prediction}, failed.status
     except tuple(FAILURE_STATUS) as exc:
         status = next(code for kind, code in FAILURE_STATUS.items() if isinstance(exc, kind))

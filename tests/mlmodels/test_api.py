@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
-from mlmodels import docker, services
+from mlmodels import docker, invocations, services
 from mlmodels.comparison import dft_comparison
 from mlmodels.models import MLModel, ModelHeartbeat, Prediction
 from tests.factories import PASSWORD
@@ -268,7 +268,7 @@ def test_it_answers_502_with_the_models_message_when_it_fails(api_as, running_mo
 
 def test_it_lists_a_users_own_predictions_and_all_to_moderators(api_as, running_model, alice, bob, root):
     for actor in (alice, bob, alice):
-        services.invoke(actor=actor, model=running_model, body=b'["H2O"]', content_type="application/json")
+        invocations.invoke(actor=actor, model=running_model, body=b'["H2O"]', content_type="application/json")
     url = f"/api/models/{running_model.pk}/predictions/"
     mine = api_as("alice").get(url).json()
     assert mine["count"] == 2 and {p["user"] for p in mine["results"]} == {"alice"}
@@ -279,7 +279,7 @@ def test_it_lists_a_users_own_predictions_and_all_to_moderators(api_as, running_
 
 def test_it_lists_predictions_in_constant_queries(api_as, running_model, alice, django_assert_max_num_queries):
     for _ in range(5):
-        services.invoke(actor=alice, model=running_model, body=b"[]", content_type="application/json")
+        invocations.invoke(actor=alice, model=running_model, body=b"[]", content_type="application/json")
     with django_assert_max_num_queries(4):
         assert api_as("mod").get(f"/api/models/{running_model.pk}/predictions/").json()["count"] == 5
 
@@ -355,7 +355,7 @@ def test_the_calculation_page_shows_its_predictions_beside_the_dft_result(page_a
     from calculations.models import Result
 
     fake_docker.invoke_reply = ANSWER
-    services.invoke(actor=dft_calc.owner, model=running_model, body=b'{"instances": ["H2O"]}',
+    invocations.invoke(actor=dft_calc.owner, model=running_model, body=b'{"instances": ["H2O"]}',
                     content_type="application/json", calculation=dft_calc)
     page = page_as("alice").get(f"/calculations/{dft_calc.pk}/").content.decode()
     assert "ML predictions of this calculation" in page and "not yet" in page

@@ -9,7 +9,7 @@ from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from mlmodels import docker, services, tasks
+from mlmodels import docker, invocations, services, tasks
 from mlmodels.models import MLModel, ModelHeartbeat, Prediction
 
 State = MLModel.State
@@ -62,7 +62,7 @@ def test_it_changes_the_image_only_without_a_container(root, running_model):
 
 
 def test_it_deletes_a_model_with_its_container_and_keeps_its_predictions(root, alice, running_model, fake_docker):
-    services.invoke(actor=alice, model=running_model, body=b"[1]", content_type="application/json")
+    invocations.invoke(actor=alice, model=running_model, body=b"[1]", content_type="application/json")
     container = running_model.container_id
     services.delete_model(actor=root, model=running_model, remove_image=True)
     assert container in fake_docker.stopped and fake_docker.removed_images == ["energy:1"]
@@ -329,7 +329,7 @@ def test_the_readiness_task_checks_again_until_ready(alice, make_model, fake_doc
 
 
 def test_it_forwards_an_invocation_and_records_the_prediction(alice, running_model, fake_docker):
-    result = services.invoke(actor=alice, model=running_model, body=b'{"instances": ["H2O"]}',
+    result = invocations.invoke(actor=alice, model=running_model, body=b'{"instances": ["H2O"]}',
                              content_type="application/json")
     assert result.reply.body == b'{"predictions": [1.5]}'
     assert fake_docker.invocations == [(running_model.address, b'{"instances": ["H2O"]}', "application/json")]
@@ -339,17 +339,17 @@ def test_it_forwards_an_invocation_and_records_the_prediction(alice, running_mod
 
 
 def test_it_keeps_text_of_non_json_bodies_and_a_summary_of_large_ones(alice, running_model):
-    p = services.invoke(actor=alice, model=running_model, body=b"1,2,3", content_type="text/csv").prediction
+    p = invocations.invoke(actor=alice, model=running_model, body=b"1,2,3", content_type="text/csv").prediction
     assert p.input == "1,2,3"
     big = b"[" + b"1," * 200_000 + b"1]"
-    p = services.invoke(actor=alice, model=running_model, body=big, content_type="application/json").prediction
+    p = invocations.invoke(actor=alice, model=running_model, body=big, content_type="application/json").prediction
     assert p.input["truncated"] is True and p.input["bytes"] == len(big)
 
 
 def test_it_refuses_a_body_over_the_limit(settings, alice, running_model, fake_docker):
     settings.MODEL_MAX_PAYLOAD_BYTES = 1024
-    with pytest.raises(services.PayloadTooLarge):
-        services.invoke(actor=alice, model=running_model, body=b"x" * 1025, content_type="text/plain")
+    with pytest.raises(invocations.PayloadTooLarge):
+        invocations.invoke(actor=alice, model=running_model, body=b"x" * 1025, content_type="text/plain")
     assert fake_docker.invocations == [] and not Prediction.objects.exists()
 
 
@@ -362,26 +362,26 @@ def test_it_refuses_a_body_over_the_limit(settings, alice, running_model, fake_d
 def test_it_answers_not_ready_unless_running(alice, running_model, state, retry_after, text):
     MLModel.objects.filter(pk=running_model.pk).update(state=state,
                                                         next_restart_at=timezone.now() + timedelta(seconds=30))
-    with pytest.raises(services.NotReady, match=text) as error:
-        services.invoke(actor=alice, model=running_model, body=b"[]", content_type="application/json")
+    with pytest.raises(invocations.NotReady, match=text) as error:
+        invocations.invoke(actor=alice, model=running_model, body=b"[]", content_type="application/json")
     assert error.value.retry_after in ((retry_after,) if retry_after is None else (retry_after, retry_after - 1))
 
 
 def test_it_checks_a_starting_model_at_once_before_refusing(alice, make_model, fake_docker):
     model = services.start_model(actor=alice, model=make_model())
-    assert services.invoke(actor=alice, model=model, body=b"[]", content_type="application/json").prediction.pk
+    assert invocations.invoke(actor=alice, model=model, body=b"[]", content_type="application/json").prediction.pk
     fake_docker.ping_reply = docker.Ping(False, 503, 1, "/ping answered 503")
     model = services.start_model(actor=alice, model=make_model("other"))
-    with pytest.raises(services.NotReady, match="is starting") as error:
-        services.invoke(actor=alice, model=model, body=b"[]", content_type="application/json")
+    with pytest.raises(invocations.NotReady, match="is starting") as error:
+        invocations.invoke(actor=alice, model=model, body=b"[]", content_type="application/json")
     assert error.value.retry_after == 1
 
 
 def test_it_answers_400_with_the_models_message_for_its_4xx(alice, running_model, fake_docker):
     fake_docker.invoke_reply = docker.Reply(415, b'{"error": "send application/json, not text/plain"}',
                                             "application/json", 1)
-    with pytest.raises(services.InvocationFailed) as error:
-        services.invoke(actor=alice, model=running_model, body=b"hello", content_type="text/plain")
+    with pytest.raises(invocations.InvocationFailed) as error:
+        invocations.invoke(actor=alice, model=running_model, body=b"hello", content_type="text/plain")
     failed = error.value
     assert (failed.status, failed.model_status) == (400, 415)
     assert str(failed) == "Model energy rejected the input (HTTP 415): send application/json, not text/plain"
@@ -396,16 +396,16 @@ def test_it_answers_400_with_the_models_message_for_its_4xx(alice, running_model
 ])
 def test_it_answers_502_when_the_model_fails(alice, running_model, fake_docker, reply, message):
     fake_docker.invoke_reply = reply
-    with pytest.raises(services.InvocationFailed, match=re.escape(message)) as error:
-        services.invoke(actor=alice, model=running_model, body=b"[]", content_type="application/json")
+    with pytest.raises(invocations.InvocationFailed, match=re.escape(message)) as error:
+        invocations.invoke(actor=alice, model=running_model, body=b"[]", content_type="application/json")
     assert error.value.status == 502 and error.value.prediction.status == "error"
 
 
 def test_it_supervises_at_once_a_model_that_stopped_accepting_connections(alice, running_model, fake_docker):
     fake_docker.crash(running_model.container_id)
     fake_docker.invoke_reply = docker.ContainerUnreachable("The model's server does not accept connections")
-    with pytest.raises(services.InvocationFailed):
-        services.invoke(actor=alice, model=running_model, body=b"[]", content_type="application/json")
+    with pytest.raises(invocations.InvocationFailed):
+        invocations.invoke(actor=alice, model=running_model, body=b"[]", content_type="application/json")
     assert MLModel.objects.get().state == State.STARTING  # restarted, not left "running"
 
 

@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from mlmodels import docker, services
+from mlmodels import docker, invocations
 from mlmodels.models import MLModel, ModelHeartbeat, Prediction
 
 pytestmark = pytest.mark.django_db
@@ -246,7 +246,8 @@ def test_it_says_a_stopped_model_must_be_started_first(page_as, make_model):
 
 def test_it_shows_users_their_own_predictions_and_moderators_all(page_as, running_model, alice, bob):
     for user, text in ((alice, "alice-input"), (bob, "bob-input")):
-        services.invoke(actor=user, model=running_model, body=f'["{text}"]'.encode(), content_type="application/json")
+        invocations.invoke(actor=user, model=running_model, body=f'["{text}"]'.encode(),
+                           content_type="application/json")
     url = f"/models/{running_model.pk}/"
     alices = page_as("alice").get(url).content.decode()
     assert "alice-input" in alices and "bob-input" not in alices
