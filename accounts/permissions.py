@@ -14,7 +14,7 @@ Roles:
 
 from __future__ import annotations
 
-from functools import wraps
+from functools import cache, wraps
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied
@@ -141,6 +141,7 @@ def require(predicate):
     return decorator
 
 
+@cache  # one class per predicate: views ask for it on every request
 def Allow(predicate):  # noqa: N802 - reads as a permission class name at the use site
     """A DRF permission class asking ``predicate(request.user)``."""
 

@@ -77,3 +77,11 @@ def test_it_lists_users_a_page_at_a_time_in_constant_queries(page_as):
     html = client.get("/users/").content.decode()
     assert html.count('<td><a href="/users/') == USERS_PER_PAGE and "Page 1 of 2" in html
     assert client.get("/users/?page=2").status_code == 200
+
+
+def test_it_makes_one_permission_class_per_rule():
+    from accounts.permissions import Allow, can_manage_models, can_use_science
+
+    assert Allow(can_use_science) is Allow(can_use_science)
+    assert Allow(can_use_science) is not Allow(can_manage_models)
+    assert Allow(can_use_science).__name__ == "Allow_can_use_science"
