@@ -116,7 +116,8 @@ class MLModelViewSet(viewsets.ModelViewSet):
     def get_queryset(self):
         models = MLModel.objects.visible_to(self.request.user)
         if self.action == "invocations":  # the hot path reads what a call needs, nothing joined
-            return invocations.for_invocation(models)
+            caller = self.request.user  # a JWT's user is checked in the same statement
+            return invocations.for_invocation(models, caller_id=caller.id if isinstance(caller, TokenUser) else None)
         return models.select_related("created_by").order_by("name")
 
     def get_permissions(self):
@@ -130,8 +131,7 @@ class MLModelViewSet(viewsets.ModelViewSet):
         caller_id, pk = self.request.user.id, str(self.kwargs["pk"])
         rows = []
         if pk.isascii() and pk.isdigit() and int(pk) < 2**63:
-            models = invocations.for_invocation(MLModel.objects.visible_to(self.request.user), caller_id=caller_id)
-            rows = list(models.filter(pk=int(pk)).order_by()[:1])
+            rows = list(self.get_queryset().filter(pk=int(pk)).order_by()[:1])
         if rows and rows[0].caller_active:  # the User, its other fields read if ever asked for
             self.request.user = User.from_db(rows[0]._state.db, ["id", "is_active"], [caller_id, True])
         else:  # as every other route answers it: 401 for a user unknown or blocked (simplejwt's own check)
